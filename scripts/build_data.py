@@ -176,7 +176,6 @@ def pip_artifact(name: str, sources: Path, sdist: bool = False) -> Path:
             p
             for p in dest.iterdir()
             if p.name.lower().replace("-", "_").startswith(f"{stem}_{version}".lower())
-            or p.name.lower().replace("-", "_").startswith(f"{stem}-{version}".lower())
             if p.name.endswith(exts)
         )
 
@@ -235,9 +234,11 @@ def definition_only(gloss: str) -> str:
 def wordnet_documents(synsets: list[dict], exclude: set[str]) -> list[dict]:
     """Group ~30 glosses of one lexicographer file (in file order, so neighbours are related
     senses) into a document of "lemma, synonym: gloss" lines."""
+    # WordNet repeats some definitions across synsets: drop those copies too.
+    held_out_defs = {definition_only(s["gloss"]) for s in synsets if f"{s['pos']}:{s['offset']}" in exclude}
     by_file: dict[str, list[dict]] = {}
     for s in synsets:
-        if f"{s['pos']}:{s['offset']}" in exclude:
+        if f"{s['pos']}:{s['offset']}" in exclude or definition_only(s["gloss"]) in held_out_defs:
             continue
         by_file.setdefault(s["lexname"], []).append(s)
     docs = []
@@ -672,10 +673,8 @@ def build_bert_tokenizer(vocab_text: str):
     return bert_pipeline(tok)
 
 
-def train_lab_tokenizer(texts: list[str]):
-    from tokenizers import AddedToken, Tokenizer, models, trainers
-
-    from tokenizers import normalizers, pre_tokenizers
+def _train_wordpiece_once(texts: list[str]) -> set[str]:
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     # Train with exactly the normaliser and pre-tokenizer the finished tokenizer will use.
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
@@ -686,24 +685,57 @@ def train_lab_tokenizer(texts: list[str]):
     trainer = trainers.WordPieceTrainer(
         vocab_size=LAB_VOCAB_SIZE,
         min_frequency=2,
-        special_tokens=SPECIAL_TOKENS,  # first, so they get ids 0..4 in BERT's order
+        special_tokens=SPECIAL_TOKENS,
         limit_alphabet=1000,
         continuing_subword_prefix="##",
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
-    vocab = tok.get_vocab()
-    n = len(vocab)
-    if n > LAB_VOCAB_SIZE:
-        die(f"lab tokenizer came out with {n} > {LAB_VOCAB_SIZE} tokens")
-    # Pad to exactly 8192 (a multiple of 64 matters for GPU matmuls) with BERT-style unused slots.
-    ordered = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
-    ordered += [f"[unused{i}]" for i in range(LAB_VOCAB_SIZE - n)]
+    return set(tok.get_vocab())
+
+
+def _wordpiece(ordered: list[str]):
+    from tokenizers import AddedToken, Tokenizer, models
+
     tok = Tokenizer(
         models.WordPiece({t: i for i, t in enumerate(ordered)}, unk_token="[UNK]", max_input_chars_per_word=100)
     )
     tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in SPECIAL_TOKENS])
-    return bert_pipeline(tok), n
+    return bert_pipeline(tok)
+
+
+def train_lab_tokenizer(texts: list[str]):
+    """Train the 8192-token lab WordPiece vocabulary, with ids that do not change between runs.
+
+    The `tokenizers` trainer picks the same *set* of tokens every time, but numbers them in
+    Rust hash-map order (the ## characters, then merges tied on count), so ids differ from run
+    to run. The ids are therefore reassigned canonically: special tokens 0..4 in BERT's order,
+    then single characters by code point, then "##" characters, then every other token by how
+    often it is used on the training text (most frequent first, ties by spelling). Training
+    twice and comparing the sets guards the one remaining risk, a tie at the 8192 cut-off.
+    """
+    vocab = _train_wordpiece_once(texts)
+    if _train_wordpiece_once(texts) != vocab:
+        die("WordPiece training picked different token sets in two runs (a tie at the vocab cut-off); "
+            "change the corpus budgets slightly and rerun")
+    n = len(vocab)
+    if n > LAB_VOCAB_SIZE:
+        die(f"lab tokenizer came out with {n} > {LAB_VOCAB_SIZE} tokens")
+    # WordPiece encoding is greedy longest-match, so it depends on the set, not on the ids.
+    provisional = _wordpiece(SPECIAL_TOKENS + sorted(vocab - set(SPECIAL_TOKENS)))
+    counts = [0] * len(vocab)
+    for enc in provisional.encode_batch(texts, add_special_tokens=False):
+        for i in enc.ids:
+            counts[i] += 1
+    usage = {provisional.id_to_token(i): c for i, c in enumerate(counts)}
+    rest = vocab - set(SPECIAL_TOKENS)
+    chars = sorted(t for t in rest if len(t) == 1)
+    cont_chars = sorted(t for t in rest if t.startswith("##") and len(t) == 3)
+    others = sorted(rest - set(chars) - set(cont_chars), key=lambda t: (-usage[t], t))
+    ordered = SPECIAL_TOKENS + chars + cont_chars + others
+    # Pad to exactly 8192 (a multiple of 64 suits GPU matmuls) with BERT-style unused slots.
+    ordered += [f"[unused{i}]" for i in range(LAB_VOCAB_SIZE - n)]
+    return _wordpiece(ordered), n
 
 
 # --------------------------------------------------------------------------------------------
@@ -820,7 +852,7 @@ SOURCES_MD = """\
 # Sources of mosaiclab's bundled data
 
 Everything under `mosaiclab/resources/` is built by `{command}` from packages on PyPI and
-Debian, so it can be rebuilt offline-from-registries and byte-identically. `manifest.json` lists
+Debian, so it can be rebuilt from the registries alone, byte for byte. `manifest.json` lists
 every file with its size, md5, record counts and the exact package versions used.
 
 | data | from | licence |
