@@ -170,14 +170,20 @@ def _cell_error(nb, e) -> str:
 
 # ------------------------------------------------------------------------------------ process
 def _describe(e: BaseException) -> str:
-    "An exception and its causes, the last lines of each (nbdev chains the cell's error as the cause)."
-    parts, seen = [], set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        lines = _ANSI.sub("", f"{type(e).__name__}: {e}").strip().splitlines()
-        parts.append("\n".join(lines[-12:]))
-        e = e.__cause__ or e.__context__
-    return "\n  caused by ".join(parts)
+    "nbdev's processing error: its message (notebook title, cell, source) and the root cause from the worker's traceback."
+    msg = _ANSI.sub("", str(e)).strip()
+    cause = e.__cause__ or e.__context__
+    root = ""
+    if cause is not None:
+        txt = _ANSI.sub("", str(cause)).split("The above exception was the direct cause")[0]
+        lines = [l for l in txt.strip().strip('"').splitlines() if l.strip()]
+        root = "\n".join(lines[-3:])
+    hint = ""
+    if "NameError" in root:
+        hint = ("\n  (nbdev's show_doc pass re-runs only `#| export` cells and cells containing imports, in a fresh shell "
+                "with cwd at the repository root; a cell mixing imports with code that needs other cells fails there: "
+                "put the imports in a cell of their own, see nbdev's FAQ)")
+    return f"{msg}\n  ---\n{root}{hint}" if root else msg + hint
 
 
 def nbdev_process(staging: Path, built: list[str], jobs: int) -> tuple[Path, dict[str, str]]:
@@ -201,8 +207,20 @@ def nbdev_process(staging: Path, built: list[str], jobs: int) -> tuple[Path, dic
             futs[ex.submit(nbdev.serve_drv.main, (staging / nb, proc / nb, FilterDefaults))] = nb
         for f in as_completed(futs):
             try: f.result()
-            except Exception as e: errors[futs[f]] = _describe(e)
+            except Exception as e: errors[futs[f]] = _describe(e) + _source_cell(futs[f], str(e))
     return proc, errors
+
+
+def _source_cell(nb_rel: str, msg: str) -> str:
+    "Which cell of the source notebook nbdev's message (which counts processed cells) is about."
+    lines = [l for l in msg.split(":\n", 1)[-1].splitlines() if l.strip() and not l.lstrip().startswith("#|")]
+    if not lines: return ""
+    try:
+        nb = json.loads((NBS / nb_rel).read_text(encoding="utf-8"))
+        for i, c in enumerate(nb["cells"]):
+            if c["cell_type"] == "code" and lines[0] in "".join(c["source"]): return f"\n  = cell {i} (counting from 0) of nbs/{nb_rel}"
+    except Exception: pass
+    return ""
 
 
 # ------------------------------------------------------------------------------------ convert
@@ -243,7 +261,10 @@ def render_plotly_outputs(nb) -> int:
     import plotly.io as pio
     n = 0
     for c in nb.cells:
-        for o in c.get("outputs", []):
+        if c.cell_type != "code": continue
+        # nbdev's show_doc pass re-runs import cells and can leave an empty result next to a figure
+        c.outputs = [o for o in c.get("outputs", []) if o.get("output_type") not in ("display_data", "execute_result") or o.get("data")]
+        for o in c.outputs:
             data = o.get("data") if o.get("output_type") in ("display_data", "execute_result") else None
             if not data: continue
             if PLOTLY_MIME in data:
@@ -284,7 +305,9 @@ _TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {% block notebook_css %}<link rel="stylesheet" href="{{ resources.site_root }}assets/notebook.css">{% endblock notebook_css %}
 {%- block html_head_css -%}
 <link rel="stylesheet" href="{{ resources.site_root }}assets/site.css">
+{%- if resources.has_plotly %}
 <script src="{{ resources.site_root }}assets/plotly.min.js"></script>
+{%- endif -%}
 {%- endblock html_head_css -%}
 {%- block body_header -%}
 <body class="jp-Notebook docs-page" data-jp-theme-light="true" data-jp-theme-name="JupyterLab Light">
@@ -327,7 +350,8 @@ body.docs-page { margin: 0; padding: 0 !important; font-family: system-ui, -appl
 .docs-main .jp-InputPrompt, .docs-main .jp-OutputPrompt { display: none; }
 .docs-main .jp-OutputArea-output pre { max-height: 30em; overflow: auto; }
 .docs-main .plotly-graph-div { max-width: 100%; }
-.docs-menu-toggle { display: none; }
+.docs-main .jp-InternalAnchorLink { visibility: hidden; margin-left: .3em; text-decoration: none; }
+.docs-main :is(h1, h2, h3, h4, h5, h6):hover > .jp-InternalAnchorLink { visibility: visible; }
 @media (max-width: 900px) {
   .docs-layout { display: block; }
   .docs-nav { position: static; max-height: none; border-right: 0; border-bottom: 1px solid #e3e3e3; }
@@ -367,6 +391,7 @@ def convert_one(nb_rel: str, proc: Path, out: Path, site: dict, pages, titles, m
     fm = split_frontmatter(nb)
     apply_cell_options(nb)
     nfig = render_plotly_outputs(nb)
+    nb.metadata.pop("widgets", None)  # ipywidgets need a live kernel; the static page would only fetch their manager from a CDN
     title = str(fm.get("title") or titles.get(nb_rel) or nb_rel)
     nb.metadata["title"] = f"{title} – {site['title']}" if nb_rel != "index.ipynb" else site["title"]
     page = html_path(nb_rel)
@@ -392,6 +417,7 @@ def convert_one(nb_rel: str, proc: Path, out: Path, site: dict, pages, titles, m
         "page_head": (f'<header class="docs-page-title"><h1>{html.escape(title)}</h1>'
                       + (f'<p class="docs-description">{html.escape(str(desc))}</p>' if desc else "") + "</header>"),
         "page_foot": pager,
+        "has_plotly": nfig > 0,
     }
     exporter = HTMLExporter(template_file="docs.html.j2", extra_loaders=[jinja2.DictLoader({"docs.html.j2": _TEMPLATE})],
                             exclude_input_prompt=True, exclude_output_prompt=True, anchor_link_text="¶")
@@ -461,6 +487,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # the kernels import this checkout's library even where it is not pip-installed
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))  # spawned nbdev workers copy sys.path
 
     t_start = time.time()
     site = site_config()

@@ -1,0 +1,122 @@
+"""The trainer: bit-for-bit resume, DDP == 1 process, NaN stop, signals, and checkpoints that are never lost."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+import torch
+from safetensors.torch import load_file
+from mosaiclab.train import Callback, TrainConfig, pretrain, CheckpointError, TrainingDiverged, read_metrics, per_sample_mlm_loss
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def tiny(**kw) -> TrainConfig:
+    over = {"model.d_model": 32, "model.n_layers": 2, "model.n_heads": 2, "model.d_ff": 48, "model.hidden_dropout": 0.1,
+            "max_steps": 6, "global_batch": 8, "micro_batch": 4, "eval_every": 0, "eval_samples": 16, "log_every": 1,
+            "checkpoint_every": 0, "precision": "fp32", "max_minutes": None, "data.seq_len": 32}
+    over.update(kw)
+    return TrainConfig.lab().with_overrides(over)
+
+def weights(run):
+    return load_file(str(Path(run) / "model" / "model.safetensors"))
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a: assert torch.equal(a[k], b[k]), f"{k} differs"
+
+def test_resume_is_bit_for_bit(tmp_path):
+    cfg = tiny()
+    pretrain(cfg, tmp_path / "straight", progress=False)
+    class StopAt3(Callback):
+        def on_step_end(self, step, metrics, model): return step == 3
+    first = pretrain(cfg, tmp_path / "split", callbacks=[StopAt3()], progress=False)     # N/2 steps, then stop
+    assert first["steps"] == 3 and first["stopped_by"] == "callback"
+    pretrain(cfg, tmp_path / "split", resume=True, progress=False)                        # + N/2 steps
+    assert_same_weights(weights(tmp_path / "straight"), weights(tmp_path / "split"))
+    straight = [r["loss"] for r in read_metrics(tmp_path / "straight") if r["kind"] == "train"]
+    split = [r["loss"] for r in read_metrics(tmp_path / "split") if r["kind"] == "train"]
+    assert straight == split
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    pretrain(tiny(max_steps=2), tmp_path / "r", progress=False)
+    with pytest.raises(CheckpointError, match="model"):
+        pretrain(tiny(max_steps=4, **{"model.d_model": 64}), tmp_path / "r", resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="max_steps"):
+        pretrain(tiny(max_steps=4), tmp_path / "r", resume=True, progress=False)
+
+def test_a_finished_run_is_never_overwritten(tmp_path):
+    pretrain(tiny(max_steps=2), tmp_path / "r", progress=False)
+    before = weights(tmp_path / "r")
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        pretrain(tiny(max_steps=2), tmp_path / "r", progress=False)
+    assert_same_weights(before, weights(tmp_path / "r"))
+
+def test_corrupted_checkpoint_is_named(tmp_path):
+    pretrain(tiny(max_steps=2, checkpoint_every=1, keep_checkpoints=2), tmp_path / "r", progress=False)
+    ck = tmp_path / "r" / "checkpoints" / (tmp_path / "r" / "checkpoints" / "latest").read_text().strip()
+    data = (ck / "model.safetensors").read_bytes()
+    (ck / "model.safetensors").write_bytes(data[: len(data) // 2])       # truncated
+    with pytest.raises(CheckpointError, match=r"corrupted or truncated.*step-00000001"):
+        pretrain(tiny(max_steps=2, checkpoint_every=1), tmp_path / "r", resume=True, progress=False)
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    def loss_fn(out, batch, step):
+        return out.loss * (float("nan") if step == 3 else 1.0)
+    with pytest.raises(TrainingDiverged, match="at step 4"):
+        pretrain(tiny(checkpoint_every=1), tmp_path / "r", loss_fn=loss_fn, progress=False)
+    ck = tmp_path / "r" / "checkpoints"
+    assert (ck / "latest").read_text().strip() == "step-00000003"
+    state = torch.load(ck / "step-00000003" / "trainer.pt", weights_only=True)
+    assert state["step"] == 3 and all(torch.isfinite(v).all() for v in load_file(str(ck / "step-00000003" / "model.safetensors")).values())
+
+def test_per_sample_loss_matches_the_mean_loss():
+    from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM
+    cfg = MosaicBertConfig.lab().replace(vocab_size=60, d_model=16, n_layers=1, n_heads=2, d_ff=16)
+    ids = torch.randint(5, 60, (3, 7)); labels = torch.full_like(ids, -100); labels[0, 1] = 7; labels[2, [2, 4]] = 9
+    for masked_only in (True, False):
+        m = MosaicBertForMaskedLM(cfg.replace(masked_only_head=masked_only))
+        out = m(ids, labels=labels)
+        per = per_sample_mlm_loss(out, 3)
+        assert per[1] == 0
+        torch.testing.assert_close((per[0] + 2 * per[2]) / 3, out.loss)
+
+def _cli(args, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "mosaiclab.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+TINY_SETS = ["--set", "model.d_model=32", "--set", "model.n_layers=2", "--set", "model.n_heads=2", "--set", "model.d_ff=48",
+             "--set", "global_batch=8", "--set", "micro_batch=4", "--set", "eval_samples=16", "--set", "precision=fp32",
+             "--set", "data.seq_len=32", "--set", "eval_every=0", "--set", "checkpoint_every=0", "--set", "log_every=1"]
+
+def test_sigterm_saves_a_checkpoint_and_exits(tmp_path):
+    p = _cli(["pretrain", "--out", str(tmp_path / "r"), "--max-steps", "100000", "--no-progress", *TINY_SETS])
+    log = tmp_path / "r" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 2): time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 143, out
+    latest = (tmp_path / "r" / "checkpoints" / "latest").read_text().strip()
+    state = torch.load(tmp_path / "r" / "checkpoints" / latest / "trainer.pt", weights_only=True)
+    assert state["step"] >= 2 and '"stopped_by": "SIGTERM"' in out
+
+def test_cli_bad_input_is_one_clear_line(tmp_path):
+    p = _cli(["pretrain", "--out", str(tmp_path / "r"), "--set", "data.source=/no/such/corpus"])
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 1 and "error:" in out and "Traceback" not in out, out
+
+def test_ddp_two_processes_equal_one(tmp_path):
+    """2 gloo processes with the same global batch give the same losses and weights as 1 process (fp32)."""
+    args = ["pretrain", "--max-steps", "4", "--no-progress", *TINY_SETS, "--set", "model.hidden_dropout=0.0"]
+    one = _cli(args + ["--out", str(tmp_path / "one")])
+    assert one.wait(timeout=300) == 0, one.stdout.read()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+                          "-m", "mosaiclab.cli", *args, "--out", str(tmp_path / "two")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    l1 = [r["loss"] for r in read_metrics(tmp_path / "one") if r["kind"] == "train"]
+    l2 = [r["loss"] for r in read_metrics(tmp_path / "two") if r["kind"] == "train"]
+    assert len(l1) == len(l2) == 4
+    for a, b in zip(l1, l2): assert abs(a - b) < 1e-5, (l1, l2)
+    w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
+    for k in w1: torch.testing.assert_close(w1[k], w2[k], atol=1e-5, rtol=1e-4)
