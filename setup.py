@@ -40,7 +40,8 @@ setuptools.setup(
     include_package_data=True,
     package_data={'mosaiclab': ['resources/**/*', 'resources/*']},
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'gpu': gpu_requirements},
+    # datasets: the real C4 / GLUE loaders (streaming from the HF hub); tested offline on local fixtures
+    extras_require={'dev': dev_requirements, 'gpu': gpu_requirements, 'c4': ['datasets>=5']},
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

@@ -23,7 +23,7 @@ def alibi_slopes(n_heads: int) -> list[float]:
     # the extra heads take every other slope of the doubled set, so they fall between the existing ones
     return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][: n_heads - closest]
 
-# %% ../nbs/mosaicbert/02_alibi.ipynb #b75b862f
+# %% ../nbs/mosaicbert/02_alibi.ipynb #37bd604c
 def alibi_bias(slopes: Tensor,  # (H,)
                seq_len: int) -> Tensor:
     "The symmetric ALiBi bias `-m_h |i - j|`, shape (1, H, T, T), computed directly."
@@ -50,7 +50,7 @@ class Alibi(nn.Module):
 
     def extra_repr(self) -> str: return f"n_heads={self.n_heads}, size={self.size}"
 
-# %% ../nbs/mosaicbert/02_alibi.ipynb #5624719d
+# %% ../nbs/mosaicbert/02_alibi.ipynb #08048876
 def alibi_figure(n_heads: int = 12, seq_len: int = 32):
     "Interactive heatmap of the ALiBi bias, one slider step per head."
     import plotly.graph_objects as go

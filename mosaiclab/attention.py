@@ -37,7 +37,7 @@ def eager_attention(q: Tensor, k: Tensor, v: Tensor, meta: Unpadded, alibi: Alib
     if dropout_p > 0: probs = F.dropout(probs, dropout_p)
     return meta.unpad((probs @ vp).transpose(1, 2))                                # (N, H, d)
 
-# %% ../nbs/mosaicbert/01_attention.ipynb #5a48b735
+# %% ../nbs/mosaicbert/01_attention.ipynb #cdb28875
 def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, meta: Unpadded, alibi: Alibi | None = None,
                    dropout_p: float = 0.0) -> Tensor:
     "PyTorch's fused `scaled_dot_product_attention`, re-padded, with the same additive bias as eager."
@@ -78,7 +78,7 @@ def flash_attention_varlen(q: Tensor, k: Tensor, v: Tensor, meta: Unpadded, alib
     return flash_attn_varlen_func(q, k, v, meta.cu_seqlens, meta.cu_seqlens, meta.max_seqlen, meta.max_seqlen,
                                   dropout_p=dropout_p, causal=False, alibi_slopes=slopes)
 
-# %% ../nbs/mosaicbert/01_attention.ipynb #cdb28875
+# %% ../nbs/mosaicbert/01_attention.ipynb #b6945ccb
 @dataclass(frozen=True)
 class AttentionBackend:
     "One attention implementation and what it can do."
@@ -127,7 +127,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, meta: Unpadded, alibi: Alibi | No
                       dropout_p=dropout_p, unpadded=not meta.dense)
     return b.fn(q, k, v, meta, alibi, dropout_p)
 
-# %% ../nbs/mosaicbert/01_attention.ipynb #e1d076f9
+# %% ../nbs/mosaicbert/01_attention.ipynb #dd717ddd
 class SelfAttention(nn.Module):
     "Fused-QKV multi-head self-attention over unpadded tokens: (N, D) -> (N, D), or (S, D) for a row subset."
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, backend: str = "sdpa"):

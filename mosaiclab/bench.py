@@ -18,8 +18,8 @@ from .model import MosaicBertConfig, MosaicBertForMaskedLM, flops_per_token, n_p
 # %% auto #0
 __all__ = ['PRECISIONS', 'ABLATIONS', 'corpus_samples', 'length_stats', 'make_batches', 'batch_stats', 'make_optimizer',
            'train_step', 'Contender', 'measure', 'peak_matmul_flops', 'hardware_info', 'git_commit', 'hf_bert_mlm',
-           'load_original', 'run_throughput', 'print_throughput', 'throughput_figure', 'load_results', 'run_ablation',
-           'print_ablation', 'ablation_figure', 'add_bench_parser', 'bench_main']
+           'load_original', 'slow_bf16_reason', 'run_throughput', 'print_throughput', 'throughput_figure',
+           'load_results', 'run_ablation', 'print_ablation', 'ablation_figure', 'add_bench_parser', 'bench_main']
 
 # %% ../nbs/mosaicbert/10_throughput.ipynb #edee8c2a
 def corpus_samples(
@@ -267,8 +267,11 @@ def load_original(src: str | Path,        # a checkout of mosaicml/examples, or 
 # %% ../nbs/mosaicbert/10_throughput.ipynb #4b278d85
 def _quick(kw: dict) -> dict:
     "Tiny settings that run in seconds (tests, the chapter)."
-    return {**kw, "d_model": 64, "n_layers": 2, "n_heads": 2, "d_ff": 128, "batch_size": 8, "seq_len": 64,
-            "warmup": 1, "steps": 1, "repeats": 2, "split": "validation", "n_batches": 2, "limit": 48, "peak_n": 256}
+    # the lab vocabulary keeps the MLM head small: on a CPU without bf16 instructions bf16 matmuls are ~100x slower
+    return {**kw, "d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64, "tokenizer": "lab-wordpiece-8192",
+            "batch_size": 4, "seq_len": 32, "warmup": 1, "steps": 1, "repeats": 2, "split": "validation",
+            "n_batches": 2, "limit": 24, "peak_n": 256, "allow_slow_bf16": True,
+            "threads": kw["threads"] or 1}  # one thread: tiny ops under a busy machine's OpenMP contention crawl at two
 
 def _setup(tokenizer, split, limit, seq_len, batch_size, n_batches, mlm_probability, seed):
     tok = load_tokenizer(tokenizer)
@@ -280,6 +283,21 @@ def _setup(tokenizer, split, limit, seq_len, batch_size, n_batches, mlm_probabil
 
 def _peaks(precisions, device, n, repeats=5) -> dict:
     return {p: peak_matmul_flops(torch.bfloat16 if p == "bf16" else torch.float32, n, repeats, device) for p in precisions}
+
+def _bf16_probe(precisions, device, allow: bool) -> tuple[str | None, dict | None]:
+    "Small matmuls in fp32 and bf16 (seconds even where bf16 is emulated): the reason to skip bf16, if any, and the probe."
+    if allow or "bf16" not in precisions or torch.device(device).type != "cpu": return None, None
+    probe = _peaks(("fp32", "bf16"), device, 512, 3)
+    return slow_bf16_reason(probe, device), probe
+
+def slow_bf16_reason(peak: dict[str, float], device: str | torch.device = "cpu", factor: float = 8.0) -> str | None:
+    "Why bf16 should not be timed on this CPU (its matmuls are over `factor` x slower than fp32, i.e. emulated), else None."
+    if torch.device(device).type != "cpu" or not {"bf16", "fp32"} <= set(peak): return None
+    ratio = peak["fp32"] / peak["bf16"]
+    if ratio < factor: return None
+    return (f"bf16 matmuls run at {_flops(peak['bf16'])} on this CPU, 1/{ratio:.0f} of fp32 ({_flops(peak['fp32'])}): it has no "
+            f"bf16 matmul instructions (avx512_bf16 or amx_bf16; its flags: {', '.join(_cpu_flags()) or 'none'}), so bf16 "
+            "autocast would time an emulation and take hours; pass allow_slow_bf16=True to time it anyway")
 
 def _finish(result: dict, json_path, command, device, verbose) -> dict:
     result.update(hardware=hardware_info(device), **git_commit(), command=command or _command(), timestamp=_now())
@@ -319,7 +337,8 @@ def run_throughput(
     device: str = "cpu",
     peak_flops: dict[str, float] | None = None,  # MFU reference per precision (a GPU datasheet); default: measured matmul peak
     peak_n: int | None = None,             # matrix size of the peak measurement
-    quick: bool = False,                   # tiny sizes, 2 repeats: seconds
+    allow_slow_bf16: bool = False,         # time bf16 even where its matmuls are emulated (else those rows are skipped, with the reason)
+    quick: bool = False,                   # tiny sizes, lab vocabulary, 2 repeats: seconds
     json_path: str | Path | None = None,   # also write the result here
     command: str | None = None,            # recorded as the command that produced the result (default: this process's)
     verbose: bool = True,
@@ -334,11 +353,19 @@ def run_throughput(
     try:
         tok, batches, lengths = _setup(kw["tokenizer"], kw["split"], kw["limit"], kw["seq_len"], kw["batch_size"],
                                        kw["n_batches"], mlm_probability, seed)
+        skipped = {}
+        why, probe = _bf16_probe(precisions, device, kw["allow_slow_bf16"])
+        if why:
+            skipped["bf16"] = why
+            precisions = [p for p in precisions if p != "bf16"]
+            if not precisions: raise RuntimeError(why + "; or measure precisions=('fp32',)")
+        if verbose and why: print(f"SKIPPED bf16: {why}")
+        peak0 = _peaks(precisions, device, kw["peak_n"])
         cfg = MosaicBertConfig(vocab_size=tok.get_vocab_size(), d_model=kw["d_model"], n_layers=kw["n_layers"],
                                n_heads=kw["n_heads"], d_ff=kw["d_ff"], attention_backend=backends[0])
         off = cfg.bert_switches()
         torch.manual_seed(seed)
-        contenders, skipped = [], {}
+        contenders = []
         for i, be in enumerate(backends):
             c = cfg.replace(attention_backend=be)
             contenders.append(Contender("mosaicbert" if i == 0 else f"mosaicbert_{be}", f"MosaicBERT (all switches on, {be})",
@@ -362,15 +389,13 @@ def run_throughput(
                 contenders.append(Contender("original", "original MosaicBERT (mosaicml/examples)", model, cfg, note=note))
             except Exception as e:
                 skipped["original"] = f"{type(e).__name__}: {e}"
-        for k, why in skipped.items():
-            if verbose: print(f"SKIPPED {k}: {why}")
-        pn = kw["peak_n"]
-        peak0 = _peaks(precisions, device, pn)
+        for k, w in skipped.items():
+            if verbose and k != "bf16": print(f"SKIPPED {k}: {w}")
         rows = measure(contenders, batches, precisions, kw["warmup"], kw["steps"], kw["repeats"], device, log)
-        peak1 = _peaks(precisions, device, pn)
+        peak1 = _peaks(precisions, device, kw["peak_n"])
     finally:
         torch.set_num_threads(old_threads)
-    measured = {p: max(peak0[p], peak1[p]) for p in precisions}
+    measured = {p: max(peak0[p], peak1[p]) for p in peak0}
     peak = {**measured, **(peak_flops or {})}
     bst = lengths["batches"]
     for r, c in zip(rows, [c for p in precisions for c in contenders]):
@@ -379,7 +404,7 @@ def run_throughput(
         r["mfu"] = r["achieved_flops"] / peak[r["precision"]]
     result = {"kind": "throughput", "settings": settings, "config": cfg.to_dict(), "lengths": lengths,
               "peak_flops": peak, "peak_flops_measured": measured,
-              "peak_source": "given" if peak_flops else "measured: best square matmul in this run",
+              "peak_source": "given" if peak_flops else "measured: best square matmul in this run", "bf16_probe": probe,
               "hf_parity_loss_diff": parity, "rows": rows, "ratios_vs_hf": _ratios(rows, "hf_bert"), "skipped": skipped}
     result = _finish(result, json_path, command, device, verbose)
     if verbose: print_throughput(result)
@@ -475,7 +500,7 @@ def run_ablation(
     all_off: bool = True,                    # add a row with every switch off (`cfg.bert_switches()`)
     split: str = "train", limit: int | None = None, n_batches: int = 8, seed: int = 17,
     threads: int | None = None, device: str = "cpu",
-    peak_flops: dict[str, float] | None = None, peak_n: int | None = None,
+    peak_flops: dict[str, float] | None = None, peak_n: int | None = None, allow_slow_bf16: bool = False,
     quick: bool = False, json_path: str | Path | None = None, command: str | None = None, verbose: bool = True,
 ) -> dict:
     "Tokens/s of MosaicBERT with all switches on and with each switch turned off in turn, interleaved, in one precision."
@@ -490,19 +515,21 @@ def run_ablation(
     try:
         tok, batches, lengths = _setup(kw["tokenizer"], kw["split"], kw["limit"], kw["seq_len"], kw["batch_size"],
                                        kw["n_batches"], mlm_probability, seed)
+        why, _ = _bf16_probe([precision], device, kw["allow_slow_bf16"])
+        if why: raise RuntimeError(why + "; or run the ablation with precision='fp32'")
+        peak0 = _peaks([precision], device, kw["peak_n"])
         cfg = MosaicBertConfig(vocab_size=tok.get_vocab_size(), d_model=kw["d_model"], n_layers=kw["n_layers"],
                                n_heads=kw["n_heads"], d_ff=kw["d_ff"])
         variants = {n: cfg.replace(**ABLATIONS[n]) for n in names}
         if all_off: variants["bert_switches()"] = cfg.bert_switches()
         torch.manual_seed(seed)
         contenders = [Contender(n, n, MosaicBertForMaskedLM(c), c) for n, c in variants.items()]
-        peak0 = _peaks([precision], device, kw["peak_n"])
         rows = measure(contenders, batches, [precision], kw["warmup"], kw["steps"], kw["repeats"], device,
                        print if verbose else None)
         peak1 = _peaks([precision], device, kw["peak_n"])
     finally:
         torch.set_num_threads(old_threads)
-    measured = {precision: max(peak0[precision], peak1[precision])}
+    measured = {p: max(peak0[p], peak1[p]) for p in peak0}
     peak = {**measured, **(peak_flops or {})}
     bst = lengths["batches"]
     for r, c in zip(rows, contenders):

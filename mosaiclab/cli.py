@@ -34,6 +34,15 @@ def cmd_info(args) -> int:
     return 0
 
 # %% ../nbs/library/03_cli.ipynb #882db3a6
+def _parse_value(v):
+    "A --set or YAML value: numbers as numbers (also YAML 1.1's quoted-looking `2e-3`), then YAML (bools, null, lists)."
+    import yaml
+    if not isinstance(v, str): return v
+    for conv in (int, float):
+        try: return conv(v)
+        except ValueError: pass
+    return yaml.safe_load(v) if v.strip() else v
+
 def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
@@ -53,11 +62,11 @@ def resolve_config(preset: str = "lab", config: str | None = None, sets: list[st
         if not p.exists(): raise FileNotFoundError(f"config file {config} does not exist")
         d = yaml.safe_load(p.read_text()) or {}
         if not isinstance(d, dict): raise ValueError(f"{config} must hold a mapping of config keys")
-        overrides.update(_flatten(d))
+        overrides.update({k: _parse_value(v) for k, v in _flatten(d).items()})
     for s in sets:
         if "=" not in s: raise ValueError(f"--set expects key=value, got {s!r}")
         k, v = s.split("=", 1)
-        overrides[k.strip()] = yaml.safe_load(v)
+        overrides[k.strip()] = _parse_value(v)
     if max_steps is not None: overrides["max_steps"] = max_steps
     if max_minutes is not None: overrides["max_minutes"] = max_minutes
     return cfg.with_overrides(overrides) if overrides else cfg
@@ -110,4 +119,5 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 # %% ../nbs/library/03_cli.ipynb #912e2ba8
+#| eval: false
 if __name__ == "__main__": sys.exit(main())  # python -m mosaiclab.cli, as torchrun runs it

@@ -31,7 +31,7 @@ def manifest() -> dict:
     "What `scripts/build_data.py` wrote: files, counts, checksums, sources and task metadata."
     return json.loads(_need(resources_dir() / "manifest.json").read_text())
 
-# %% ../nbs/library/01_datasets.ipynb #cbefc4a2
+# %% ../nbs/library/01_datasets.ipynb #3a896ee8
 def _names(folder: str, pattern: str) -> list[str]:
     return sorted(p.name.split(".")[0] if pattern != "*" else p.name
                   for p in (resources_dir() / folder).glob(pattern))
@@ -47,7 +47,7 @@ def _check_name(kind: str, name: str) -> str:
     if name not in known: raise ValueError(f"unknown {kind[:-1] if kind != 'corpus' else 'corpus split'} {name!r}; bundled: {', '.join(known)}")
     return name
 
-# %% ../nbs/library/01_datasets.ipynb #810a9a00
+# %% ../nbs/library/01_datasets.ipynb #13595c3a
 def _read_jsonl_gz(path: Path) -> Iterator[dict]:
     with gzip.open(_need(path), "rt", encoding="utf-8") as f:
         for line in f:
@@ -65,7 +65,7 @@ def load_corpus(split: str = "train", limit: int | None = None) -> list[dict]:
         out.append(r)
     return out
 
-# %% ../nbs/library/01_datasets.ipynb #2e83ecc6
+# %% ../nbs/library/01_datasets.ipynb #cd21ff8c
 @lru_cache(maxsize=None)
 def _tokenizer_cached(name: str):
     from tokenizers import Tokenizer
@@ -77,7 +77,7 @@ def load_tokenizer(name: str = "lab-wordpiece-8192"):
     "A bundled HF `tokenizers.Tokenizer` (`lab-wordpiece-8192` or `bert-base-uncased`), without padding or truncation."
     return _tokenizer_cached(_check_name("tokenizers", name))
 
-# %% ../nbs/library/01_datasets.ipynb #d341f07b
+# %% ../nbs/library/01_datasets.ipynb #65ab7bcf
 @dataclass(frozen=True)
 class TaskInfo:
     "How to read a labelled task: its text fields, label names (None for regression) and metric."

@@ -34,7 +34,7 @@ class GeluMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.drop(self.down(F.gelu(self.up(x))))
 
-# %% ../nbs/mosaicbert/03_glu_norm.ipynb #89e9d624
+# %% ../nbs/mosaicbert/03_glu_norm.ipynb #e8f55a19
 class LayerNorm(nn.LayerNorm):
     "LayerNorm that, when `low_precision` and autocast is on, runs in the autocast dtype (Composer's LowPrecisionLayerNorm)."
     def __init__(self, d_model: int, eps: float = 1e-12, low_precision: bool = False):

@@ -96,7 +96,7 @@ class MosaicBertConfig:
         "The lab size with every switch off: the lab BERT baseline."
         return cls.lab().bert_switches()
 
-# %% ../nbs/mosaicbert/05_model.ipynb #8ac4b7bf
+# %% ../nbs/mosaicbert/05_model.ipynb #5bd8e985
 class Embeddings(nn.Module):
     "Token (+ learned position) + token-type embeddings, LayerNorm, dropout; on real tokens only."
     def __init__(self, cfg: MosaicBertConfig):
@@ -133,7 +133,7 @@ class EncoderOutput(NamedTuple):
     pooled: Tensor | None       # (B, D) tanh(W h_[CLS]) when the model has a pooler
     meta: Unpadded              # where the real tokens are
 
-# %% ../nbs/mosaicbert/05_model.ipynb #5bd8e985
+# %% ../nbs/mosaicbert/05_model.ipynb #f31b4251
 def init_weights(module: nn.Module, std: float = 0.02):
     "BERT's initialisation: N(0, std) weights, zero biases, unit LayerNorms, zero padding embedding."
     if isinstance(module, nn.Linear):
@@ -197,7 +197,7 @@ class MosaicBertModel(nn.Module):
             pooled = torch.tanh(self.pooler(x[is_cls]))
         return EncoderOutput(x, pooled, meta)
 
-# %% ../nbs/mosaicbert/05_model.ipynb #0c4a9110
+# %% ../nbs/mosaicbert/05_model.ipynb #3c0ee853
 class MLMOutput(NamedTuple):
     loss: Tensor | None     # mean cross-entropy over masked tokens
     logits: Tensor          # (M, V) masked tokens only (masked_only_head with labels), else (B, T, V)
@@ -235,6 +235,8 @@ class MosaicBertForMaskedLM(nn.Module):
             loss = None if labels is None else F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
             return MLMOutput(loss, logits, labels, None)
         masked = labels != -100
+        if attention_mask is not None and bool((masked & ~attention_mask.bool()).any()):
+            raise ValueError("labels mark padding positions (attention_mask 0) as masked: use -100 there")
         out = self.bert(input_ids, attention_mask, token_type_ids, subset_mask=masked)
         logits = self.head(out.last_hidden_state, emb)                             # (M, V)
         targets = labels[masked]                                                   # row-major, as the subset rows
@@ -242,7 +244,7 @@ class MosaicBertForMaskedLM(nn.Module):
         loss = F.cross_entropy(logits.float(), targets) if targets.numel() else logits.sum() * 0.0
         return MLMOutput(loss, logits, targets, rows)
 
-# %% ../nbs/mosaicbert/05_model.ipynb #dfc14293
+# %% ../nbs/mosaicbert/05_model.ipynb #f915a0f5
 class ClassifierOutput(NamedTuple):
     loss: Tensor | None
     logits: Tensor          # (B, num_labels)
@@ -273,7 +275,7 @@ class MosaicBertForSequenceClassification(nn.Module):
                 loss = F.cross_entropy(logits.float(), labels)
         return ClassifierOutput(loss, logits)
 
-# %% ../nbs/mosaicbert/05_model.ipynb #12b38ae1
+# %% ../nbs/mosaicbert/05_model.ipynb #4d4722d9
 def count_parameters(cfg: MosaicBertConfig, head: Literal["mlm", "classifier", None] = "mlm", num_labels: int = 2) -> int:
     "Parameters of the model a config describes, computed from the config alone (tied decoder counted once)."
     D, F_, L, V = cfg.d_model, cfg.d_ff, cfg.n_layers, cfg.padded_vocab_size
@@ -302,7 +304,7 @@ def flops_per_token(cfg: MosaicBertConfig, seq_len: float, mlm_fraction: float |
     fwd = L * per_layer + head
     return 3 * fwd if training else fwd
 
-# %% ../nbs/mosaicbert/05_model.ipynb #ef79368b
+# %% ../nbs/mosaicbert/05_model.ipynb #4f667cb4
 def save_pretrained(model: nn.Module, path: str | Path):
     "Write `config.json` and `model.safetensors` (tied weights stored once) to a directory."
     from safetensors.torch import save_file

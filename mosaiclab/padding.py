@@ -61,7 +61,7 @@ class Unpadded:
         "Row numbers (into the N kept rows) of the positions where a (B, T) bool `mask` is True."
         return torch.nonzero(mask.flatten().index_select(0, self.indices), as_tuple=False).flatten()
 
-# %% ../nbs/mosaicbert/04_unpadding.ipynb #2dd5058e
+# %% ../nbs/mosaicbert/04_unpadding.ipynb #6fda9ddf
 def padding_figure(lengths: list[int], seq_len: int):
     "Padded vs packed layout of a batch with the given sequence lengths (a heatmap per layout, dropdown to switch)."
     import plotly.graph_objects as go

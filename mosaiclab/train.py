@@ -19,7 +19,8 @@ from .mlm import MLMCollator
 __all__ = ['PRESETS', 'RESUMABLE_CHANGES', 'KNOWN_PEAK_TFLOPS', 'TrainConfig', 'get_preset', 'lr_multiplier', 'make_optimizer',
            'CheckpointError', 'save_checkpoint', 'find_checkpoint', 'read_checkpoint', 'check_resumable',
            'per_sample_mlm_loss', 'Callback', 'TrainingDiverged', 'DistInfo', 'setup_distributed', 'peak_flops',
-           'evaluate', 'pretrain', 'read_metrics', 'report_figure', 'write_report']
+           'cpu_has_fast_bf16', 'resolve_precision', 'evaluate', 'pretrain', 'read_metrics', 'report_figure',
+           'write_report']
 
 # %% ../nbs/mosaicbert/09_pretraining.ipynb #ee02ff43
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class TrainConfig:
     grad_clip: float | None = None      # max gradient norm; the recipe does not clip
     mlm_probability: float = 0.30
     eval_mlm_probability: float = 0.15
-    precision: str = "bf16"             # "bf16" (autocast) or "fp32"
+    precision: str = "auto"             # "bf16" (autocast), "fp32", or "auto": bf16 where the hardware has fast bf16 matmuls
     eval_every: int = 200               # steps; 0: only at the end
     eval_samples: int = 256             # validation sequences per evaluation
     log_every: int = 10
@@ -52,7 +53,8 @@ class TrainConfig:
     peak_tflops: float | None = None    # accelerator peak for MFU; None: known GPUs only
 
     def __post_init__(self):
-        if self.precision not in ("bf16", "fp32"): raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+        if self.precision not in ("bf16", "fp32", "auto"):
+            raise ValueError(f"precision must be 'bf16', 'fp32' or 'auto', got {self.precision!r}")
         if self.distributed not in ("ddp", "fsdp"): raise ValueError(f"distributed must be 'ddp' or 'fsdp', got {self.distributed!r}")
         if self.max_steps < 1: raise ValueError("max_steps must be >= 1")
         if self.global_batch < 1 or self.micro_batch < 1: raise ValueError("global_batch and micro_batch must be >= 1")
@@ -108,6 +110,7 @@ class TrainConfig:
     def mosaic_bert_base(cls) -> "TrainConfig":
         "mosaic-bert-base-uncased.yaml: C4, seq 128, 30% masking, batch 4096, 70k steps, bf16, seed 17."
         return cls(model=MosaicBertConfig.mosaic_bert_base(), data=DataConfig(source="c4", tokenizer="bert-base-uncased", group="truncate"),
+                   precision="bf16",
                    max_steps=70_000, global_batch=4096, micro_batch=128, eval_every=2000, eval_samples=4096, log_every=100,
                    checkpoint_every=3500)
     @classmethod
@@ -124,7 +127,7 @@ def get_preset(name: str) -> TrainConfig:
     if name not in PRESETS: raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     return PRESETS[name]()
 
-# %% ../nbs/mosaicbert/09_pretraining.ipynb #fa6db7d5
+# %% ../nbs/mosaicbert/09_pretraining.ipynb #3d47e9ca
 def lr_multiplier(step: int, max_steps: int, warmup_steps: int, final_frac: float = 0.02) -> float:
     "Linear warmup from 0 to 1 over `warmup_steps`, then linear decay to `final_frac` at `max_steps`."
     if step < warmup_steps: return (step + 1) / warmup_steps
@@ -137,7 +140,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Opti
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_multiplier(s, cfg.max_steps, cfg.warmup_steps, cfg.final_lr_frac))
     return opt, sched
 
-# %% ../nbs/mosaicbert/09_pretraining.ipynb #c2cd2be4
+# %% ../nbs/mosaicbert/09_pretraining.ipynb #ce5989dc
 class CheckpointError(RuntimeError): "A checkpoint is missing, corrupted, or does not fit the run."
 
 def _rng_state() -> dict:
@@ -199,7 +202,7 @@ def check_resumable(saved: dict, cfg: TrainConfig):
         detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {now.get(k)!r}" for k in diff)
         raise CheckpointError(f"cannot resume: the config differs from the checkpoint's in {detail}")
 
-# %% ../nbs/mosaicbert/09_pretraining.ipynb #ce5989dc
+# %% ../nbs/mosaicbert/09_pretraining.ipynb #c3f6127e
 def per_sample_mlm_loss(out: MLMOutput, batch_size: int) -> Tensor:
     "Mean MLM cross-entropy of each sequence, (B,); 0 for a sequence with no masked token."
     if out.rows is not None:
@@ -221,7 +224,7 @@ class Callback:
 
 class TrainingDiverged(RuntimeError): "The loss became NaN or infinite."
 
-# %% ../nbs/mosaicbert/09_pretraining.ipynb #c3f6127e
+# %% ../nbs/mosaicbert/09_pretraining.ipynb #ead59db5
 @dataclass(frozen=True)
 class DistInfo:
     rank: int = 0
@@ -259,11 +262,24 @@ def peak_flops(cfg: TrainConfig, dist: DistInfo) -> float | None:
             if k in name: return v * 1e12
     return None
 
-# %% ../nbs/mosaicbert/09_pretraining.ipynb #ead59db5
+# %% ../nbs/mosaicbert/09_pretraining.ipynb #e0d7d950
+def cpu_has_fast_bf16() -> bool:
+    "Whether this CPU multiplies bf16 matrices natively (avx512_bf16 or AMX), judged from /proc/cpuinfo."
+    try: flags = Path("/proc/cpuinfo").read_text()
+    except OSError: return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    "'bf16' or 'fp32' for this run: 'auto' means bf16 on bf16-capable GPUs and CPUs, fp32 elsewhere."
+    if precision != "auto": return precision
+    if device.type == "cuda": return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+# %% ../nbs/mosaicbert/09_pretraining.ipynb #f181bbfe
 from contextlib import nullcontext
 
-def _autocast(cfg: TrainConfig, device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+def _autocast(precision: str, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 def _scored(out: MLMOutput) -> tuple[Tensor, Tensor]:
     "Number of scored tokens and number predicted correctly."
@@ -271,7 +287,8 @@ def _scored(out: MLMOutput) -> tuple[Tensor, Tensor]:
     return mask.sum(), ((out.logits.argmax(-1) == out.targets) & mask).sum()
 
 @torch.no_grad()
-def evaluate(model: nn.Module, samples: list, collator: MLMCollator, cfg: TrainConfig, dist: DistInfo) -> dict:
+def evaluate(model: nn.Module, samples: list, collator: MLMCollator, cfg: TrainConfig, dist: DistInfo,
+             precision: str = "fp32") -> dict:
     "Validation MLM loss and accuracy at the eval masking rate over fixed samples (each rank takes its slice)."
     was_training = model.training; model.eval()
     per = math.ceil(len(samples) / dist.world_size)
@@ -279,7 +296,7 @@ def evaluate(model: nn.Module, samples: list, collator: MLMCollator, cfg: TrainC
     sums = torch.zeros(3, dtype=torch.float64, device=dist.device)   # loss x n, n scored, n correct
     for i in range(0, len(mine), cfg.micro_batch):
         batch = {k: v.to(dist.device) for k, v in collator(mine[i:i + cfg.micro_batch], cfg.eval_mlm_probability).items()}
-        with _autocast(cfg, dist.device): out = model(**batch)
+        with _autocast(precision, dist.device): out = model(**batch)
         n, correct = _scored(out)
         sums += torch.stack([out.loss.double() * n, n.double(), correct.double()])
     _all_reduce(sums, dist)
@@ -327,6 +344,7 @@ def pretrain(cfg: TrainConfig,
     "Pretrain a MosaicBERT MLM with `cfg`; returns a summary. The same code runs under torchrun (DDP or FSDP2)."
     dist = setup_distributed(device)
     run_dir = Path(run_dir)
+    precision = resolve_precision(cfg.precision, dist.device)
     G = cfg.global_batch
     if G % dist.world_size: raise ValueError(f"global_batch {G} is not divisible by {dist.world_size} processes")
     per_rank = G // dist.world_size
@@ -390,7 +408,7 @@ def pretrain(cfg: TrainConfig,
                 batch = {k: v.to(dist.device) for k, v in collator(chunk).items()}
                 last = m == n_micro - 1
                 with (wrapped.no_sync() if not last and hasattr(wrapped, "no_sync") else nullcontext()):
-                    with _autocast(cfg, dist.device):
+                    with _autocast(precision, dist.device):
                         out = wrapped(**batch)
                         loss = out.loss if loss_fn is None else loss_fn(out, batch, step)
                     (loss * len(chunk) / per_rank).backward()   # the rank's mean over its micro-batches
@@ -426,14 +444,14 @@ def pretrain(cfg: TrainConfig,
             if _all_reduce(torch.tensor([float(flag.reason is not None)], device=dist.device), dist).item() > 0:
                 stop = flag.reason or "signal"
             if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or done or stop:
-                last_eval = {"step": step + 1, "train_seconds": t_train, **evaluate(wrapped, eval_samples, collator, cfg, dist)}
+                last_eval = {"step": step + 1, "train_seconds": t_train, **evaluate(wrapped, eval_samples, collator, cfg, dist, precision)}
                 emit({"kind": "eval", **last_eval})
                 for cb in callbacks: cb.on_eval(step + 1, last_eval, wrapped)
             if (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0) or done or stop:
                 checkpoint(step + 1)
             if stop: break
     if bar: bar.close()
-    summary = {"steps": step + 1, "stopped_by": stop or "max_steps", "train_seconds": t_train, **last_eval}
+    summary = {"steps": step + 1, "stopped_by": stop or "max_steps", "train_seconds": t_train, "precision": precision, **last_eval}
     plain = _plain_model(wrapped, cfg, dist)
     if dist.is_main:
         save_pretrained(plain, run_dir / "model")
@@ -442,7 +460,7 @@ def pretrain(cfg: TrainConfig,
         write_report(run_dir)
     return summary
 
-# %% ../nbs/mosaicbert/09_pretraining.ipynb #e0d7d950
+# %% ../nbs/mosaicbert/09_pretraining.ipynb #8ed0a10e
 def read_metrics(run_dir: str | Path) -> list[dict]:
     "The records of a run's metrics.jsonl (a resumed run's repeated steps: the last record wins)."
     recs = {}

@@ -6,6 +6,7 @@
 from __future__ import annotations
 from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
+from plotly.basedatatypes import BaseTraceType
 
 # %% auto #0
 __all__ = ['TEMPLATE', 'slider_figure', 'dropdown_figure', 'lines_figure']
@@ -20,7 +21,7 @@ def _check_steps(steps: Mapping, what: str):
 
 # %% ../nbs/library/02_viz.ipynb #16852dbc
 def slider_figure(
-    steps: Mapping[str, Sequence[go.BaseTraceType]],  # slider label -> the traces shown at that step
+    steps: Mapping[str, Sequence[BaseTraceType]],  # slider label -> the traces shown at that step
     title: str = "",       # figure title; `{label}` is replaced by the current step's label
     xaxis: str = "",       # x-axis title
     yaxis: str = "",       # y-axis title
@@ -47,9 +48,9 @@ def slider_figure(
                       xaxis_title=xaxis, yaxis_title=yaxis, **(layout or {}))
     return fig
 
-# %% ../nbs/library/02_viz.ipynb #c2fd319c
+# %% ../nbs/library/02_viz.ipynb #adf2f1a0
 def dropdown_figure(
-    options: Mapping[str, Sequence[go.BaseTraceType]],  # dropdown label -> the traces shown for it
+    options: Mapping[str, Sequence[BaseTraceType]],  # dropdown label -> the traces shown for it
     title: str = "",   # figure title; `{label}` is replaced by the current option
     xaxis: str = "",   # x-axis title
     yaxis: str = "",   # y-axis title
@@ -73,7 +74,7 @@ def dropdown_figure(
                       **(layout or {}))
     return fig
 
-# %% ../nbs/library/02_viz.ipynb #1cf4025e
+# %% ../nbs/library/02_viz.ipynb #d057faa0
 def lines_figure(
     series: Mapping[str, tuple[Sequence, Sequence]],  # name -> (x values, y values)
     title: str = "", xaxis: str = "", yaxis: str = "",

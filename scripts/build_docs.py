@@ -10,7 +10,8 @@ where it is installed; this script is the build that runs anywhere, in CI and in
 Pipeline, for each notebook under `nbs/` (committed without outputs):
 
 1. **Execute** the notebook from `nbs/` with nbclient (kernel python3, cwd = the notebook's folder,
-   a per-cell timeout), `--jobs` notebooks at a time. The *source* notebook is executed, not the
+   a per-cell timeout, `#| eval: false` cells skipped, the checkout's `mosaiclab` first on
+   PYTHONPATH), `--jobs` notebooks at a time. The *source* notebook is executed, not the
    processed one: nbdev's processing drops `#| export` and `#| hide` cells, so a processed notebook
    no longer defines what its later cells use. This is also the order nbdev itself assumes
    (notebooks with outputs -> processing -> render). Executed copies go to a temporary staging folder
@@ -43,7 +44,7 @@ Exit status is non-zero when any notebook fails; the failing notebook, cell and 
 """
 from __future__ import annotations
 
-import argparse, configparser, copy, fnmatch, html, json, os, re, shutil, sys, tempfile, time, traceback
+import argparse, configparser, fnmatch, html, json, os, re, shutil, sys, tempfile, time, traceback
 from concurrent.futures import ThreadPoolExecutor, ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -126,12 +127,12 @@ def rel_url(target: str, current: str) -> str:
 def execute_one(nb_rel: str, staging: Path, timeout: int, nbs: Path = NBS) -> tuple[str, float, str | None]:
     "Execute `nbs/nb_rel` in its folder and write it with outputs under `staging`. Returns (nb, seconds, error)."
     import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from nbclient.exceptions import CellExecutionError
+    _Client = _client_class()
     t0 = time.time()
     src = nbs / nb_rel
     nb = nbformat.read(src, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
+    client = _Client(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
                             record_timing=False, resources={"metadata": {"path": str(src.parent)}})
     err = None
     with tempfile.TemporaryFile("w+") as kernel_err:
@@ -149,6 +150,20 @@ def execute_one(nb_rel: str, staging: Path, timeout: int, nbs: Path = NBS) -> tu
         dst.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, dst)
     return nb_rel, time.time() - t0, err
+
+
+_EVAL_FALSE = re.compile(r"^\s*#\|\s*eval\s*:\s*false\s*$", re.M | re.I)
+
+
+def _client_class():
+    from nbclient import NotebookClient
+
+    class Client(NotebookClient):
+        "Skips cells marked `#| eval: false`, as Quarto and nbdev_test do."
+        async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+            if cell.cell_type == "code" and _EVAL_FALSE.search(cell.source): return cell
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+    return Client
 
 
 def _failed_cell(nb):

@@ -135,7 +135,7 @@ def page(request, site, browser, built_site):
     p.close()
 
 
-def _need_figures(p: Page, selector_js: str = "gd => true", what: str = "a plotly figure") -> list[int]:
+def _need_figures(p: Page, selector_js: str = "gd => true", what: str = "plotly figure") -> list[int]:
     n = p.figures()
     idx = p.page.evaluate(f"""() => [...document.querySelectorAll('.plotly-graph-div')]
         .map((gd, i) => [i, ({selector_js})(gd)]).filter(x => x[1]).map(x => x[0])""") if n else []
@@ -146,7 +146,8 @@ def _need_figures(p: Page, selector_js: str = "gd => true", what: str = "a plotl
 # -------------------------------------------------------------------------------------- tests
 def test_build(built_site):
     out, rc, log = built_site
-    assert rc == 0, f"scripts/build_docs.py failed (exit {rc}):\n{log[-8000:]}"
+    summary = [l for l in log.splitlines() if "FAILED" in l or l.startswith("=== nbs/") or l.startswith("total ")]
+    assert rc == 0, f"scripts/build_docs.py failed (exit {rc}):\n" + "\n".join(summary) + f"\n\n{log[-6000:]}"
     assert (out / "index.html").exists()
     assert (out / "assets" / "plotly.min.js").exists()
 
@@ -175,14 +176,22 @@ def test_nav_links_resolve(site, built_site, path):
 
 
 _POINT_JS = """(gd) => {
-    // the screen position of a data point of the first visible trace (or the plot centre)
+    // where to hover: the centre of the biggest drawn point (bar, marker), else the middle data point
+    // of the first visible trace (lines), else the centre of the plot area (heatmaps)
     gd.scrollIntoView({block: 'center'});
+    const pts = [...gd.querySelectorAll('.cartesianlayer .trace .point')].map(e => e.getBoundingClientRect())
+        .filter(r => r.width * r.height > 0);
+    if (pts.length) {
+        const big = Math.max(...pts.map(r => r.width * r.height));
+        const cands = pts.filter(r => r.width * r.height >= big * 0.999), r = cands[Math.floor(cands.length / 2)];
+        return {x: r.left + r.width / 2, y: r.top + r.height / 2};
+    }
     const fl = gd._fullLayout, box = gd.querySelector('svg.main-svg').getBoundingClientRect();
     const trace = (gd._fullData || []).find(t => t.visible === true) || {};
     const xa = fl[(trace.xaxis || 'x').replace('x', 'xaxis')], ya = fl[(trace.yaxis || 'y').replace('y', 'yaxis')];
     if (!xa || !ya) return {x: box.left + box.width / 2, y: box.top + box.height / 2};
     const xs = trace.x, ys = trace.y;
-    if (xs && ys && xs.length && ys.length && trace.type !== 'heatmap') {
+    if (xs && ys && xs.length && ys.length && trace.type === 'scatter') {
         const i = Math.floor(Math.min(xs.length, ys.length) / 2);
         return {x: box.left + xa._offset + xa.c2p(xa.d2c(xs[i])), y: box.top + ya._offset + ya.c2p(ya.d2c(ys[i]))};
     }

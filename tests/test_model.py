@@ -79,6 +79,11 @@ def test_mlm_labels_shape_and_classifier_label_range():
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
         MosaicBertForSequenceClassification(SMALL, 2)(ids, mask, labels=torch.tensor([0, 1, 2, 0, 1]))
 
+def test_labels_on_padding_are_refused():
+    ids, mask, labels = batch()
+    labels[2, -1] = 7; mask[2, -1] = 0
+    with pytest.raises(ValueError, match="labels mark padding positions"): MosaicBertForMaskedLM(SMALL)(ids, mask, labels=labels)
+
 def test_no_masked_token_gives_zero_loss_with_gradient():
     ids, mask, _ = batch()
     out = MosaicBertForMaskedLM(SMALL)(ids, mask, labels=torch.full_like(ids, -100))
