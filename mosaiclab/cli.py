@@ -50,12 +50,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
         else: out[f"{prefix}{k}"] = v
     return out
 
-def resolve_config(preset: str = "lab", config: str | None = None, sets: list[str] = (), max_steps: int | None = None,
-                   max_minutes: float | None = None):
-    "The TrainConfig a `pretrain` command line describes: preset, then the YAML file, then --set, then the flags."
-    import yaml
+def resolve_config(preset: str | None = "lab", config: str | None = None, sets: list[str] = (), max_steps: int | None = None,
+                   max_minutes: float | None = None, base=None):
+    "The TrainConfig a `pretrain` command line describes: preset (or `base`), then the YAML file, then --set, then the flags."
     from mosaiclab.train import get_preset
-    cfg = get_preset(preset)
+    cfg = base if base is not None and preset is None else get_preset(preset or "lab")
     overrides = {}
     if config:
         p = Path(config)
@@ -75,9 +74,13 @@ def cmd_pretrain(args) -> int:
     "Pretrain (the main job)."
     import time
     from mosaiclab.train import pretrain, CheckpointError, TrainingDiverged
-    cfg = resolve_config(args.preset, args.config, args.set or [], args.max_steps, args.max_minutes)
     if args.resume and not args.out: raise ValueError("--resume needs --out: the folder of the run to continue")
-    out = Path(args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    base = None
+    if args.resume and (Path(args.out) / "config.json").exists():  # continue with the run's own config
+        from mosaiclab.train import TrainConfig
+        base = TrainConfig.from_dict(json.loads((Path(args.out) / "config.json").read_text()))
+    cfg = resolve_config(args.preset, args.config, args.set or [], args.max_steps, args.max_minutes, base=base)
+    out = Path(args.out or f"runs/{args.preset or 'lab'}-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"run folder: {out}")
     summary = pretrain(cfg, out, resume=args.resume, progress=not args.no_progress, device=args.device)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -94,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="versions, device and bundled data")
     s.set_defaults(func=cmd_info)
     s = sub.add_parser("pretrain", help="pretrain a MosaicBERT (default: the lab preset on the bundled corpus)")
-    s.add_argument("--preset", default="lab", help="lab, lab-bert, mosaic-bert-base-uncased or hf-bert-base-uncased (default: lab)")
+    s.add_argument("--preset", help="lab, lab-bert, mosaic-bert-base-uncased or hf-bert-base-uncased "
+                   "(default: lab, or the run's own config with --resume)")
     s.add_argument("--config", help="a YAML file of config overrides")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config key (repeatable), e.g. model.n_layers=2")
     s.add_argument("--max-steps", type=int, help="optimizer steps")

@@ -28,3 +28,20 @@ def test_readme_test_command_is_ci():
 def test_console_script():
     r = subprocess.run(["mosaiclab", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("mosaiclab ")
+
+def test_wheel_install_carries_the_bundled_data(tmp_path):
+    """`pip install .` (not editable) into a fresh venv; from another folder the package and its data load."""
+    venv = tmp_path / "venv"
+    # system site packages provide torch & co.; the package itself comes from a real (non-editable) build
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    code = ("import mosaiclab, mosaiclab.datasets as d; print(mosaiclab.__version__); "
+            "assert 'site-packages' in mosaiclab.__file__, mosaiclab.__file__; "
+            "print(len(d.load_corpus('validation')), d.load_tokenizer().get_vocab_size(), len(d.load_task('sst2', 'validation')))")
+    r = subprocess.run([str(py), "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    version, counts = r.stdout.split("\n")[:2]
+    assert version.strip() and counts.split()[1] == "8192"
