@@ -439,7 +439,7 @@ def print_throughput(result: dict):
         t = r["tokens_per_s"]
         x = ratios.get(r["precision"], {}).get(r["key"])
         print(f"{r['precision']:9s}  {r['label']:38s} {_fmt(t['median']):>9s}  {_fmt(t['min']) + ' - ' + _fmt(t['max']):>17s}  "
-              f"{1e3 * r['step_s']:8.0f}  {r['mfu']:6.1%}  {('%.2fx' % x['of_medians']) if x else '1':>6s}")
+              f"{1e3 * r['step_s']:8.0f}  {r['mfu']:6.1%}  {('%.2fx' % x['of_medians']) if x else '1' if r['key'] == 'hf_bert' else '-':>6s}")
     for p, d in ratios.items():
         for k, x in d.items():
             print(f"{p}: {k} / hf_bert = {x['of_medians']:.2f}x of medians; paired per round {x['paired']['median']:.2f}x "
@@ -580,12 +580,11 @@ def _options(p: argparse.ArgumentParser, fn: Callable, skip=("command", "verbose
     "One `--option` per parameter of `fn`, with its default (lists take several values, bools are flags)."
     for name, par in inspect.signature(fn).parameters.items():
         if name in skip: continue
-        flag, d = "--" + name.replace("_", "-"), par.default
+        flag, d, ann = "--" + name.replace("_", "-"), par.default, str(par.annotation)  # annotations are strings here
         if isinstance(d, bool): p.add_argument(flag, action=argparse.BooleanOptionalAction, default=d)
-        elif isinstance(d, (tuple, list)): p.add_argument(flag, nargs="+", default=list(d))
-        elif isinstance(d, int): p.add_argument(flag, type=int, default=d)
-        elif isinstance(d, float): p.add_argument(flag, type=float, default=d)
-        elif name in ("threads", "limit", "peak_n"): p.add_argument(flag, type=int, default=d)
+        elif ann.startswith("Sequence"): p.add_argument(flag, nargs="+", default=None if d is None else list(d))
+        elif ann.startswith("int"): p.add_argument(flag, type=int, default=d)
+        elif ann.startswith("float"): p.add_argument(flag, type=float, default=d)
         else: p.add_argument(flag, default=d)
 
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
@@ -601,7 +600,8 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
 
 def _run_cli(fn: Callable, args) -> int:
     params = inspect.signature(fn).parameters
-    fn(**{k: v for k, v in vars(args).items() if k in params})
+    # `command` is the subparsers' dest in the console script, not run_throughput's `command`: this process's command line is recorded
+    fn(**{k: v for k, v in vars(args).items() if k in params and k != "command"})
     return 0
 
 def bench_main(argv: list[str] | None = None) -> int:

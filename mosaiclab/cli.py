@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_pretrain)
+    from mosaiclab.bench import add_bench_parser
+    add_bench_parser(sub)   # mosaiclab bench throughput | ablation
     return p
 
 def main(argv: list[str] | None = None) -> int:
