@@ -347,7 +347,7 @@ d = { 'settings': { 'branch': 'main',
                                  'mosaiclab.train.setup_distributed': ( 'mosaicbert/pretraining.html#setup_distributed',
                                                                         'mosaiclab/train.py'),
                                  'mosaiclab.train.write_report': ('mosaicbert/pretraining.html#write_report', 'mosaiclab/train.py')},
-            'mosaiclab.viz': { 'mosaiclab.viz._check_steps': ('library/viz.html#_check_steps', 'mosaiclab/viz.py'),
+            'mosaiclab.viz': { 'mosaiclab.viz._switching_figure': ('library/viz.html#_switching_figure', 'mosaiclab/viz.py'),
                                'mosaiclab.viz.dropdown_figure': ('library/viz.html#dropdown_figure', 'mosaiclab/viz.py'),
                                'mosaiclab.viz.lines_figure': ('library/viz.html#lines_figure', 'mosaiclab/viz.py'),
                                'mosaiclab.viz.slider_figure': ('library/viz.html#slider_figure', 'mosaiclab/viz.py')}}}

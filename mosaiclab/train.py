@@ -156,12 +156,12 @@ def _set_rng_state(s: dict):
 
 def save_checkpoint(run_dir: Path, step: int, model: nn.Module, opt, sched, stream_state: dict, cfg: TrainConfig,
                     keep: int = 2) -> Path:
-    "Write `checkpoints/step-N` atomically, point `checkpoints/latest` at it, keep the newest `keep`."
+    "Write `checkpoints/step-N` atomically, point `checkpoints/latest` at it, keep the newest `keep` (`opt=None`: weights only)."
     ckdir = Path(run_dir) / "checkpoints"; ckdir.mkdir(parents=True, exist_ok=True)
     final, tmp = ckdir / f"step-{step:08d}", ckdir / f".step-{step:08d}.tmp"
     if tmp.exists(): shutil.rmtree(tmp)
     save_pretrained(model, tmp)
-    torch.save({"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": _rng_state(),
+    torch.save({"step": step, "optimizer": opt.state_dict() if opt is not None else None, "scheduler": sched.state_dict(), "rng": _rng_state(),
                 "stream": stream_state, "config": cfg.to_dict()}, tmp / "trainer.pt")
     if final.exists(): shutil.rmtree(final)
     os.replace(tmp, final)
@@ -321,6 +321,7 @@ def _plain_model(wrapped: nn.Module, cfg: TrainConfig, dist: DistInfo) -> nn.Mod
     if dist.enabled and cfg.distributed == "fsdp":
         from torch.distributed.checkpoint.state_dict import get_model_state_dict, StateDictOptions
         sd = get_model_state_dict(m, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if not dist.is_main: return None  # the full state dict is gathered on rank 0 only
         plain = MosaicBertForMaskedLM(cfg.model); plain.load_state_dict(sd); return plain
     return getattr(m, "module", m)
 
@@ -359,6 +360,9 @@ def pretrain(cfg: TrainConfig,
     if resume:
         ck, weights, state = read_checkpoint(run_dir if resume is True else Path(resume))
         check_resumable(state["config"], cfg)
+        if state["optimizer"] is None:
+            raise CheckpointError(f"{ck} was written by an FSDP run and holds no optimizer state: it cannot be resumed "
+                                  "(its weights load with from_pretrained)")
 
     torch.manual_seed(cfg.seed); random.seed(cfg.seed)
     tok = load_tokenizer_for(cfg.data)
@@ -388,7 +392,9 @@ def pretrain(cfg: TrainConfig,
     def checkpoint(step: int):
         plain = _plain_model(wrapped, cfg, dist)
         if dist.is_main:
-            path = save_checkpoint(run_dir, step, plain, opt, sched, stream.state_dict(), cfg, cfg.keep_checkpoints)
+            # FSDP shards the optimizer state across ranks: its checkpoints hold the full weights, not the optimizer
+            fsdp = dist.enabled and cfg.distributed == "fsdp"
+            path = save_checkpoint(run_dir, step, plain, None if fsdp else opt, sched, stream.state_dict(), cfg, cfg.keep_checkpoints)
             for cb in callbacks: cb.on_checkpoint(step, path)
         if dist.enabled: torch.distributed.barrier()
 

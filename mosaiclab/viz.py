@@ -14,10 +14,21 @@ __all__ = ['TEMPLATE', 'slider_figure', 'dropdown_figure', 'lines_figure']
 # %% ../nbs/library/02_viz.ipynb #86997a23
 TEMPLATE = "plotly_white"  # one look for every figure in the book
 
-def _check_steps(steps: Mapping, what: str):
-    if not steps: raise ValueError(f"{what}: give at least one step")
-    n = {len(v) for v in steps.values()}
+def _switching_figure(groups: Mapping, title: str, active: int, what: str) -> tuple[go.Figure, list[dict]]:
+    "All groups' traces in one figure (group `active` visible), and one `update` step per group for a slider or menu."
+    if not groups: raise ValueError(f"{what}: give at least one step")
+    n = {len(v) for v in groups.values()}
     if len(n) != 1: raise ValueError(f"{what}: every step must have the same number of traces, got {sorted(n)}")
+    k, total = n.pop(), sum(len(v) for v in groups.values())
+    fig = go.Figure()
+    for i, traces in enumerate(groups.values()):
+        for t in traces:
+            t.visible = i == active
+            fig.add_trace(t)
+    steps = [dict(label=str(lab), method="update",
+                  args=[{"visible": [j // k == i for j in range(total)]}, {"title.text": title.format(label=lab)}])
+             for i, lab in enumerate(groups)]
+    return fig, steps
 
 # %% ../nbs/library/02_viz.ipynb #16852dbc
 def slider_figure(
@@ -30,21 +41,9 @@ def slider_figure(
     layout: Mapping | None = None,  # extra layout for every step (e.g. axis ranges)
 ) -> go.Figure:
     "A figure whose slider switches between groups of traces; the steps are precomputed, so it works without a kernel."
-    _check_steps(steps, "slider_figure")
-    labels, groups = list(steps), list(steps.values())
-    k = len(groups[0])
-    fig = go.Figure()
-    for i, traces in enumerate(groups):
-        for t in traces:
-            t.visible = i == active
-            fig.add_trace(t)
-    sliders = [dict(
-        active=active, currentvalue=dict(prefix=prefix), pad=dict(t=40),
-        steps=[dict(label=str(lab), method="update",
-                    args=[{"visible": [j // k == i for j in range(k * len(groups))]},
-                          {"title.text": title.format(label=lab)}])
-               for i, lab in enumerate(labels)])]
-    fig.update_layout(template=TEMPLATE, title=title.format(label=labels[active]), sliders=sliders,
+    fig, menu = _switching_figure(steps, title, active, "slider_figure")
+    sliders = [dict(active=active, currentvalue=dict(prefix=prefix), pad=dict(t=40), steps=menu)]
+    fig.update_layout(template=TEMPLATE, title=title.format(label=list(steps)[active]), sliders=sliders,
                       xaxis_title=xaxis, yaxis_title=yaxis, **(layout or {}))
     return fig
 
@@ -57,19 +56,8 @@ def dropdown_figure(
     layout: Mapping | None = None,  # extra layout
 ) -> go.Figure:
     "A figure whose dropdown menu switches between groups of traces (static-site friendly)."
-    _check_steps(options, "dropdown_figure")
-    labels, groups = list(options), list(options.values())
-    k = len(groups[0])
-    fig = go.Figure()
-    for i, traces in enumerate(groups):
-        for t in traces:
-            t.visible = i == 0
-            fig.add_trace(t)
-    buttons = [dict(label=str(lab), method="update",
-                    args=[{"visible": [j // k == i for j in range(k * len(groups))]},
-                          {"title.text": title.format(label=lab)}])
-               for i, lab in enumerate(labels)]
-    fig.update_layout(template=TEMPLATE, title=title.format(label=labels[0]), xaxis_title=xaxis, yaxis_title=yaxis,
+    fig, buttons = _switching_figure(options, title, 0, "dropdown_figure")
+    fig.update_layout(template=TEMPLATE, title=title.format(label=list(options)[0]), xaxis_title=xaxis, yaxis_title=yaxis,
                       updatemenus=[dict(buttons=buttons, direction="down", x=1.0, xanchor="right", y=1.15, yanchor="top")],
                       **(layout or {}))
     return fig

@@ -120,3 +120,20 @@ def test_ddp_two_processes_equal_one(tmp_path):
     for a, b in zip(l1, l2): assert abs(a - b) < 1e-5, (l1, l2)
     w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
     for k in w1: torch.testing.assert_close(w1[k], w2[k], atol=1e-5, rtol=1e-4)
+
+def test_fsdp_two_processes_equal_one(tmp_path):
+    """FSDP2 (fully_shard) under torchrun on gloo: the same losses as 1 process, and a full final model."""
+    args = ["pretrain", "--max-steps", "3", "--no-progress", *TINY_SETS, "--set", "model.hidden_dropout=0.0"]
+    one = _cli(args + ["--out", str(tmp_path / "one")])
+    assert one.wait(timeout=300) == 0, one.stdout.read()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519",
+                          "-m", "mosaiclab.cli", *args, "--set", "distributed=fsdp", "--out", str(tmp_path / "two")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    l1 = [r["loss"] for r in read_metrics(tmp_path / "one") if r["kind"] == "train"]
+    l2 = [r["loss"] for r in read_metrics(tmp_path / "two") if r["kind"] == "train"]
+    for a, b in zip(l1, l2): assert abs(a - b) < 1e-5, (l1, l2)
+    w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert w1.keys() == w2.keys()
+    for k in w1: torch.testing.assert_close(w1[k], w2[k], atol=1e-5, rtol=1e-4)
