@@ -104,36 +104,27 @@ def test_cli_bad_input_is_one_clear_line(tmp_path):
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 1 and "error:" in out and "Traceback" not in out, out
 
-def test_ddp_two_processes_equal_one(tmp_path):
-    """2 gloo processes with the same global batch give the same losses and weights as 1 process (fp32)."""
-    args = ["pretrain", "--max-steps", "4", "--no-progress", *TINY_SETS, "--set", "model.hidden_dropout=0.0"]
+def _one_vs_two_processes(tmp_path, steps: int, port: int, two_sets: list[str]):
+    "Losses and final weights of 1 process and of 2 gloo processes under torchrun, same global batch, no dropout."
+    args = ["pretrain", "--max-steps", str(steps), "--no-progress", *TINY_SETS, "--set", "model.hidden_dropout=0.0"]
     one = _cli(args + ["--out", str(tmp_path / "one")])
     assert one.wait(timeout=300) == 0, one.stdout.read()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-                          "-m", "mosaiclab.cli", *args, "--out", str(tmp_path / "two")],
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+                          "-m", "mosaiclab.cli", *args, *two_sets, "--out", str(tmp_path / "two")],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
-    l1 = [r["loss"] for r in read_metrics(tmp_path / "one") if r["kind"] == "train"]
-    l2 = [r["loss"] for r in read_metrics(tmp_path / "two") if r["kind"] == "train"]
-    assert len(l1) == len(l2) == 4
-    for a, b in zip(l1, l2): assert abs(a - b) < 1e-5, (l1, l2)
-    w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
-    for k in w1: torch.testing.assert_close(w1[k], w2[k], atol=1e-5, rtol=1e-4)
-
-def test_fsdp_two_processes_equal_one(tmp_path):
-    """FSDP2 (fully_shard) under torchrun on gloo: the same losses as 1 process, and a full final model."""
-    args = ["pretrain", "--max-steps", "3", "--no-progress", *TINY_SETS, "--set", "model.hidden_dropout=0.0"]
-    one = _cli(args + ["--out", str(tmp_path / "one")])
-    assert one.wait(timeout=300) == 0, one.stdout.read()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519",
-                          "-m", "mosaiclab.cli", *args, "--set", "distributed=fsdp", "--out", str(tmp_path / "two")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
-    l1 = [r["loss"] for r in read_metrics(tmp_path / "one") if r["kind"] == "train"]
-    l2 = [r["loss"] for r in read_metrics(tmp_path / "two") if r["kind"] == "train"]
-    for a, b in zip(l1, l2): assert abs(a - b) < 1e-5, (l1, l2)
+    losses = [[r["loss"] for r in read_metrics(tmp_path / n) if r["kind"] == "train"] for n in ("one", "two")]
+    assert len(losses[0]) == len(losses[1]) == steps
+    for a, b in zip(*losses): assert abs(a - b) < 1e-5, losses
     w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
     assert w1.keys() == w2.keys()
     for k in w1: torch.testing.assert_close(w1[k], w2[k], atol=1e-5, rtol=1e-4)
+
+def test_ddp_two_processes_equal_one(tmp_path):
+    """2 gloo processes with the same global batch give the same losses and weights as 1 process (fp32)."""
+    _one_vs_two_processes(tmp_path, 4, 29517, [])
+
+def test_fsdp_two_processes_equal_one(tmp_path):
+    """FSDP2 (fully_shard) under torchrun on gloo: the same losses as 1 process, and a full final model."""
+    _one_vs_two_processes(tmp_path, 3, 29519, ["--set", "distributed=fsdp"])
