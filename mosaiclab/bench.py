@@ -71,8 +71,9 @@ def batch_stats(batches: Sequence[dict[str, Tensor]]) -> dict:
 PRECISIONS = ("bf16", "fp32")  # bf16: autocast to bfloat16 (MosaicBERT's recipe); fp32: no autocast
 
 def make_optimizer(model: nn.Module) -> torch.optim.Optimizer:
-    "AdamW with MosaicBERT's recipe values (lr 5e-4, betas (0.9, 0.98), eps 1e-6, weight decay 1e-5)."
-    return torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=1e-5)
+    "The trainer's decoupled AdamW with MosaicBERT's recipe values (lr 5e-4, betas (0.9, 0.98), eps 1e-6, wd 1e-5)."
+    from mosaiclab.train import TrainConfig, make_optimizer as recipe_optimizer
+    return recipe_optimizer(model, TrainConfig())[0]
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer,
                batch: dict[str, Tensor],   # input_ids, attention_mask, labels: (B, T) each

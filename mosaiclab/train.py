@@ -74,8 +74,8 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown: raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-        model = MosaicBertConfig.from_dict(d.pop("model", {}) or {}) if not isinstance(d.get("model"), MosaicBertConfig) else d.pop("model")
-        data = d.pop("data", {}) or {}
+        model, data = d.pop("model", None) or {}, d.pop("data", None) or {}
+        if not isinstance(model, MosaicBertConfig): model = MosaicBertConfig.from_dict(model)
         if not isinstance(data, DataConfig):
             dk = {f.name for f in dataclasses.fields(DataConfig)}
             bad = set(data) - dk
