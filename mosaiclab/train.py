@@ -343,7 +343,10 @@ def pretrain(cfg: TrainConfig,
              callbacks: Sequence[Callback] = (),
              loss_fn: Callable[[MLMOutput, dict, int], Tensor] | None = None,  # default: the model's mean MLM loss
              progress: bool = True,
-             device: str | None = None) -> dict:
+             device: str | None = None,
+             model_fn: Callable[[MosaicBertConfig], nn.Module] | None = None,  # build the model (e.g. swapped Linears); default MosaicBertForMaskedLM
+             optimizer_fn: Callable[[nn.Module, TrainConfig], tuple] | None = None,  # (optimizer, scheduler); default make_optimizer
+             ) -> dict:
     "Pretrain a MosaicBERT MLM with `cfg`; returns a summary. The same code runs under torchrun (DDP or FSDP2)."
     dist = setup_distributed(device)
     run_dir = Path(run_dir)
@@ -372,11 +375,11 @@ def pretrain(cfg: TrainConfig,
     collator = MLMCollator.from_tokenizer(tok, mlm_probability=cfg.mlm_probability, seed=cfg.seed)
     eval_samples = PretrainingStream(cfg.data, "validation", seed=cfg.seed).batch(0, cfg.eval_samples)
 
-    model = MosaicBertForMaskedLM(cfg.model)
+    model = (model_fn or MosaicBertForMaskedLM)(cfg.model)
     if state is not None: model.load_state_dict(weights)
     model.to(dist.device)
     wrapped = _wrap(model, cfg, dist)
-    opt, sched = make_optimizer(wrapped, cfg)
+    opt, sched = (optimizer_fn or make_optimizer)(wrapped, cfg)
     start = 0
     if state is not None:
         opt.load_state_dict(state["optimizer"]); sched.load_state_dict(state["scheduler"])

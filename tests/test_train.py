@@ -128,3 +128,20 @@ def test_ddp_two_processes_equal_one(tmp_path):
 def test_fsdp_two_processes_equal_one(tmp_path):
     """FSDP2 (fully_shard) under torchrun on gloo: the same losses as 1 process, and a full final model."""
     _one_vs_two_processes(tmp_path, 3, 29519, ["--set", "distributed=fsdp"])
+
+def test_model_fn_and_optimizer_fn_are_used(tmp_path):
+    "The hooks Part II methods plug into: a custom model builder and a custom optimizer."
+    from mosaiclab.model import MosaicBertForMaskedLM
+    built, made = [], []
+    def model_fn(mcfg):
+        m = MosaicBertForMaskedLM(mcfg); built.append(m); return m
+    def optimizer_fn(model, cfg):
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)   # lr 0: the weights must stay at their init
+        made.append(opt); return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    cfg = tiny(max_steps=2)
+    pretrain(cfg, tmp_path / "run", progress=False, model_fn=model_fn, optimizer_fn=optimizer_fn)
+    assert len(built) == 1 and len(made) == 1
+    torch.manual_seed(cfg.seed)
+    before = MosaicBertForMaskedLM(cfg.model).state_dict()
+    after = weights(tmp_path / "run")
+    for k in after: assert torch.equal(after[k], before[k]), k
