@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_pretrain)
     from mosaiclab.bench import add_bench_parser
     add_bench_parser(sub)   # mosaiclab bench throughput | ablation
+    from mosaiclab.finetune import add_finetune_parsers
+    add_finetune_parsers(sub)   # mosaiclab finetune | glue
     return p
 
 def main(argv: list[str] | None = None) -> int:

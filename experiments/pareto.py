@@ -1,0 +1,106 @@
+"""MosaicBERT vs the BERT baseline at lab scale: quality against wall-clock for several budgets and seeds (the paper's
+Figure 1, on a 2-core CPU).
+
+Each (model, budget, seed) is its own pretraining run with its own warmup/decay schedule (as the paper's points are),
+evaluated on validation MLM loss (15% masking for both) and fine-tuned on the lab suite. Wall-clock is measured two ways:
+the runs' own training seconds, and steps x the step time of each model measured side by side in one interleaved
+benchmark (robust on a shared, noisy machine; the figure uses it and says so).
+
+    python experiments/pareto.py                       # writes results/pareto/results.json
+    python experiments/pareto.py --quick               # a smoke run (tiny model, two budgets)
+
+The chapter nbs/mosaicbert/12_pareto.ipynb plots the committed results.
+"""
+import argparse, json, shutil, sys, time
+from pathlib import Path
+import torch
+ROOT = Path(__file__).resolve().parent.parent
+from mosaiclab.train import TrainConfig, pretrain, read_metrics
+from mosaiclab.bench import Contender, git_commit, hardware_info, measure
+from mosaiclab.data import PretrainingStream
+from mosaiclab.data import load_tokenizer_for
+from mosaiclab.mlm import MLMCollator
+from mosaiclab.model import MosaicBertForMaskedLM, from_pretrained
+from mosaiclab.finetune import run_suite
+
+MODELS = {"MosaicBERT": TrainConfig.lab, "BERT baseline": TrainConfig.lab_bert}
+
+def configs(a) -> dict[str, TrainConfig]:
+    over = {"model.d_model": a.d_model, "model.n_layers": a.n_layers, "model.n_heads": a.n_heads, "model.d_ff": a.d_ff,
+            "checkpoint_every": 0, "max_minutes": None, "log_every": 10, "eval_samples": a.eval_samples, "precision": "fp32"}
+    return {k: f().with_overrides(over) for k, f in MODELS.items()}
+
+def step_seconds(cfgs: dict[str, TrainConfig], a) -> dict:
+    "Median seconds per optimizer step of each model, measured side by side on the same real-length batches."
+    rows, contenders = {}, []
+    for k, cfg in cfgs.items():
+        torch.manual_seed(0)
+        contenders.append(Contender(k, k, MosaicBertForMaskedLM(cfg.model), cfg.model))
+        # the batches the runs see: the same stream, each model's own masking rate
+        tok = load_tokenizer_for(cfg.data)
+        stream = PretrainingStream(cfg.data, "train", seed=0)
+        col = MLMCollator.from_tokenizer(tok, mlm_probability=cfg.mlm_probability, seed=0)
+        rows[k] = [col(stream.batch(i, cfg.global_batch)) for i in range(4)]
+    out = {}
+    # interleave: measure() runs every contender on the same batches per round; masks differ by rate only
+    res = []
+    for r in range(a.bench_repeats):
+        for c in (contenders if r % 2 == 0 else contenders[::-1]):
+            res += [dict(row, round=r) for row in measure([c], rows[c.key], ("fp32",), warmup=1, steps=2, repeats=1, log=None)]
+    for k in cfgs:
+        xs = sorted(x["step_s"] for x in res if x["key"] == k)
+        out[k] = {"median": xs[len(xs) // 2], "all": xs}
+    return out
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budgets", type=int, nargs="+", default=[40, 80, 160, 320], help="optimizer steps")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[17, 18])
+    ap.add_argument("--d-model", type=int, default=128); ap.add_argument("--n-layers", type=int, default=4)
+    ap.add_argument("--n-heads", type=int, default=4); ap.add_argument("--d-ff", type=int, default=512)
+    ap.add_argument("--eval-samples", type=int, default=256)
+    ap.add_argument("--bench-repeats", type=int, default=6)
+    ap.add_argument("--ft-train", type=int, default=1000, help="fine-tuning subset per lab task (0: skip fine-tuning)")
+    ap.add_argument("--ft-seeds", type=int, default=1)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "results" / "pareto"))
+    a = ap.parse_args()
+    if a.quick:
+        a.budgets, a.seeds, a.d_model, a.n_layers, a.n_heads, a.d_ff = [4, 8], [17], 32, 2, 2, 64
+        a.eval_samples, a.bench_repeats, a.ft_train = 32, 2, 32
+    out = Path(a.out); work = out / "runs"
+    if work.exists(): shutil.rmtree(work)
+    cfgs = configs(a)
+    t0 = time.time()
+    print("== step time, side by side", flush=True)
+    steps = step_seconds(cfgs, a)
+    print(json.dumps({k: v["median"] for k, v in steps.items()}), flush=True)
+    points = []
+    for seed in a.seeds:
+        for budget in a.budgets:
+            for name, base in cfgs.items():
+                cfg = base.with_overrides({"max_steps": budget, "seed": seed, "eval_every": 0})
+                run = work / f"{name.split()[0]}-{budget}-s{seed}"
+                print(f"== {name}, {budget} steps, seed {seed}", flush=True)
+                summary = pretrain(cfg, run, progress=False)
+                point = {"model": name, "budget_steps": budget, "seed": seed, "eval_loss": summary["eval_loss"],
+                         "eval_accuracy": summary["eval_accuracy"], "train_seconds": summary["train_seconds"],
+                         "calibrated_seconds": budget * steps[name]["median"]}
+                if a.ft_train:
+                    ft = run_suite(run, "lab", seeds=a.ft_seeds, progress=False, label=f"{name} {budget}",
+                                   overrides={"max_train_samples": a.ft_train, "epochs": 1, "max_eval_samples": 500})
+                    point["lab_suite"] = ft["summary"]["average"]
+                    point["lab_tasks"] = {t: v["score_mean"] for t, v in ft["summary"]["tasks"].items()}
+                print(json.dumps(point), flush=True)
+                points.append(point)
+                shutil.rmtree(run)
+                result = {"experiment": "pareto", "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+                          "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0,
+                          "configs": {k: c.to_dict() for k, c in cfgs.items()}, "step_seconds": steps,
+                          "budgets": a.budgets, "seeds": a.seeds, "finetune": {"max_train_samples": a.ft_train, "epochs": 1,
+                          "max_eval_samples": 500, "seeds": a.ft_seeds}, "points": points}
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")   # after every point: nothing lost
+    shutil.rmtree(work, ignore_errors=True)
+
+if __name__ == "__main__": main()
