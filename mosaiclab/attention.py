@@ -14,13 +14,27 @@ from .alibi import Alibi
 from .padding import Unpadded
 
 # %% auto #0
-__all__ = ['BACKENDS', 'attention_bias', 'eager_attention', 'sdpa_attention', 'flex_attention_packed', 'flash_attention_varlen',
-           'AttentionBackend', 'check_backend', 'attention', 'SelfAttention']
+__all__ = ['BACKENDS', 'prefix_lm_mask', 'attention_bias', 'eager_attention', 'sdpa_attention', 'flex_attention_packed',
+           'flash_attention_varlen', 'AttentionBackend', 'check_backend', 'attention', 'SelfAttention']
+
+# %% ../nbs/mosaicbert/01_attention.ipynb #ea8c9472
+def prefix_lm_mask(prefix: Tensor,  # (B,) prefix length of each sequence: 0 is causal, T is bidirectional
+                   seq_len: int,    # T
+                   ) -> Tensor:
+    "Which keys each query may see in a prefix LM: (B, T, T) bool, True where key j < prefix or j <= query i."
+    pos = torch.arange(seq_len, device=prefix.device)
+    return (pos[None, None, :] <= pos[None, :, None]) | (pos[None, None, :] < prefix[:, None, None])
 
 # %% ../nbs/mosaicbert/01_attention.ipynb #775f4e45
-def attention_bias(meta: Unpadded, alibi: Alibi | None, dtype: torch.dtype) -> Tensor:
-    "Additive bias (B, 1|H, T, T): -inf at padding keys, plus the ALiBi bias when given."
+def attention_bias(meta: Unpadded, alibi: Alibi | None, dtype: torch.dtype,
+                   prefix: Tensor | None = None,  # (B,) prefix lengths (0: causal); None: bidirectional
+                   ) -> Tensor:
+    "Additive bias (B, 1|H, 1|T, T): -inf at padding keys and at keys the prefix-LM mask hides, plus ALiBi when given."
     keep = meta.attention_mask[:, None, None, :]                                   # (B, 1, 1, T)
+    if prefix is not None:
+        # a query always sees itself, so no softmax row is empty (a padding query before every real key would give NaN)
+        eye = torch.eye(meta.seqlen, dtype=torch.bool, device=keep.device)
+        keep = (keep & prefix_lm_mask(prefix, meta.seqlen)[:, None]) | eye        # (B, 1, T, T)
     bias = torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, float("-inf"))
     if alibi is not None: bias = bias + alibi.bias(meta.seqlen).to(dtype)         # (B, H, T, T)
     return bias
@@ -29,20 +43,20 @@ def _padded(x: Tensor, meta: Unpadded) -> Tensor:
     return meta.pad(x).transpose(1, 2)  # (N, H, d) -> (B, H, T, d)
 
 def eager_attention(q: Tensor, k: Tensor, v: Tensor, meta: Unpadded, alibi: Alibi | None = None,
-                    dropout_p: float = 0.0) -> Tensor:
+                    dropout_p: float = 0.0, prefix: Tensor | None = None) -> Tensor:
     "Reference attention in plain PyTorch ops: (N, H, d) -> (N, H, d)."
     qp, kp, vp = (_padded(t, meta) for t in (q, k, v))                             # (B, H, T, d)
     scores = qp @ kp.transpose(-1, -2) / math.sqrt(q.shape[-1])                    # (B, H, T, T)
-    probs = torch.softmax(scores + attention_bias(meta, alibi, scores.dtype), dim=-1)
+    probs = torch.softmax(scores + attention_bias(meta, alibi, scores.dtype, prefix), dim=-1)
     if dropout_p > 0: probs = F.dropout(probs, dropout_p)
     return meta.unpad((probs @ vp).transpose(1, 2))                                # (N, H, d)
 
 # %% ../nbs/mosaicbert/01_attention.ipynb #cdb28875
 def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, meta: Unpadded, alibi: Alibi | None = None,
-                   dropout_p: float = 0.0) -> Tensor:
+                   dropout_p: float = 0.0, prefix: Tensor | None = None) -> Tensor:
     "PyTorch's fused `scaled_dot_product_attention`, re-padded, with the same additive bias as eager."
     qp, kp, vp = (_padded(t, meta) for t in (q, k, v))
-    out = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=attention_bias(meta, alibi, qp.dtype), dropout_p=dropout_p)
+    out = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=attention_bias(meta, alibi, qp.dtype, prefix), dropout_p=dropout_p)
     return meta.unpad(out.transpose(1, 2))
 
 def _doc_positions(meta: Unpadded) -> tuple[Tensor, Tensor, Tensor]:
@@ -53,12 +67,18 @@ def _doc_positions(meta: Unpadded) -> tuple[Tensor, Tensor, Tensor]:
     return rows, pos, real
 
 def flex_attention_packed(q: Tensor, k: Tensor, v: Tensor, meta: Unpadded, alibi: Alibi | None = None,
-                          dropout_p: float = 0.0) -> Tensor:
+                          dropout_p: float = 0.0, prefix: Tensor | None = None) -> Tensor:
     "FlexAttention over the packed tokens: a document mask keeps attention inside each sequence."
     from torch.nn.attention.flex_attention import flex_attention, create_block_mask
     if dropout_p > 0: raise ValueError("flex attention cannot apply attention dropout; set attention_dropout=0 or use 'sdpa'")
     doc, pos, real = _doc_positions(meta)
-    def same_doc(b, h, qi, ki): return (doc[qi] == doc[ki]) & real[ki]
+    if prefix is None:
+        def same_doc(b, h, qi, ki): return (doc[qi] == doc[ki]) & real[ki]
+    else:  # the same rule as `attention_bias`: seen = j < p or j <= i, and a query always sees itself
+        plen = prefix.index_select(0, doc)                                         # (N,) prefix length of each row's sequence
+        def same_doc(b, h, qi, ki):
+            seen = (pos[ki] <= pos[qi]) | (pos[ki] < plen[qi])
+            return (doc[qi] == doc[ki]) & ((real[ki] & seen) | (qi == ki))
     score_mod = None
     if alibi is not None:
         slopes = alibi.slopes
@@ -71,9 +91,10 @@ def flex_attention_packed(q: Tensor, k: Tensor, v: Tensor, meta: Unpadded, alibi
     return out[0].transpose(0, 1)
 
 def flash_attention_varlen(q: Tensor, k: Tensor, v: Tensor, meta: Unpadded, alibi: Alibi | None = None,
-                           dropout_p: float = 0.0) -> Tensor:
+                           dropout_p: float = 0.0, prefix: Tensor | None = None) -> Tensor:
     "flash-attn 2's variable-length kernel; ALiBi through its `alibi_slopes` (symmetric when not causal)."
     from flash_attn import flash_attn_varlen_func
+    if prefix is not None: raise ValueError("the flash_attn backend has no causal / prefix-LM mask here; use 'sdpa' or 'flex'")
     slopes = None if alibi is None else alibi.slopes.float()
     return flash_attn_varlen_func(q, k, v, meta.cu_seqlens, meta.cu_seqlens, meta.max_seqlen, meta.max_seqlen,
                                   dropout_p=dropout_p, causal=False, alibi_slopes=slopes)
@@ -88,19 +109,20 @@ class AttentionBackend:
     packed: bool             # works on packed tokens (needs unpadding)
     cpu: bool                # runs on CPU at all
     cpu_backward: bool       # has a backward pass on CPU
+    prefix_mask: bool        # can apply causal / prefix-LM masks (the `prefix` argument)
     dtypes: tuple[torch.dtype, ...] | None = None  # accepted dtypes (None: any float)
     package: str | None = None                      # Python package it needs
 
 BACKENDS: dict[str, AttentionBackend] = {b.name: b for b in [
-    AttentionBackend("eager", eager_attention, dropout=True, packed=False, cpu=True, cpu_backward=True),
-    AttentionBackend("sdpa", sdpa_attention, dropout=True, packed=False, cpu=True, cpu_backward=True),
-    AttentionBackend("flex", flex_attention_packed, dropout=False, packed=False, cpu=True, cpu_backward=False),
-    AttentionBackend("flash_attn", flash_attention_varlen, dropout=True, packed=True, cpu=False, cpu_backward=False,
+    AttentionBackend("eager", eager_attention, dropout=True, packed=False, cpu=True, cpu_backward=True, prefix_mask=True),
+    AttentionBackend("sdpa", sdpa_attention, dropout=True, packed=False, cpu=True, cpu_backward=True, prefix_mask=True),
+    AttentionBackend("flex", flex_attention_packed, dropout=False, packed=False, cpu=True, cpu_backward=False, prefix_mask=True),
+    AttentionBackend("flash_attn", flash_attention_varlen, dropout=True, packed=True, cpu=False, cpu_backward=False, prefix_mask=False,
                      dtypes=(torch.float16, torch.bfloat16), package="flash_attn"),
 ]}
 
 def check_backend(name: str, *, device: torch.device, dtype: torch.dtype, needs_grad: bool = False,
-                  dropout_p: float = 0.0, unpadded: bool = True) -> AttentionBackend:
+                  dropout_p: float = 0.0, unpadded: bool = True, prefix: bool = False) -> AttentionBackend:
     "The backend called `name`, after checking it can run this call; otherwise a clear error (never a fallback)."
     if name not in BACKENDS: raise ValueError(f"unknown attention backend {name!r}; choose one of: {', '.join(BACKENDS)}")
     b = BACKENDS[name]
@@ -118,14 +140,20 @@ def check_backend(name: str, *, device: torch.device, dtype: torch.dtype, needs_
         raise ValueError(f"attention backend {name!r} cannot apply attention dropout ({dropout_p}); "
                          "set attention_dropout=0 (MosaicBERT's value) or use 'sdpa'")
     if b.packed and not unpadded: raise ValueError(f"attention backend {name!r} works on packed tokens: it needs unpad=True")
+    if prefix and not b.prefix_mask:
+        raise ValueError(f"attention backend {name!r} has no causal / prefix-LM mask here; use 'sdpa' (or 'flex' on a GPU)")
     return b
 
 def attention(q: Tensor, k: Tensor, v: Tensor, meta: Unpadded, alibi: Alibi | None = None,
-              dropout_p: float = 0.0, backend: str = "sdpa") -> Tensor:
+              dropout_p: float = 0.0, backend: str = "sdpa",
+              prefix: Tensor | None = None,  # (B,) prefix-LM lengths (0: causal); None: bidirectional
+              ) -> Tensor:
     "Multi-head attention over (N, H, d_head) tokens with the chosen backend (checked first)."
+    if prefix is not None and (prefix.shape != (meta.batch,) or prefix.is_floating_point()):
+        raise ValueError(f"prefix must be a ({meta.batch},) integer tensor of prefix lengths, got shape {tuple(prefix.shape)} {prefix.dtype}")
     b = check_backend(backend, device=q.device, dtype=q.dtype, needs_grad=torch.is_grad_enabled() and q.requires_grad,
-                      dropout_p=dropout_p, unpadded=not meta.dense)
-    return b.fn(q, k, v, meta, alibi, dropout_p)
+                      dropout_p=dropout_p, unpadded=not meta.dense, prefix=prefix is not None)
+    return b.fn(q, k, v, meta, alibi, dropout_p, prefix)
 
 # %% ../nbs/mosaicbert/01_attention.ipynb #dd717ddd
 class SelfAttention(nn.Module):
@@ -140,9 +168,10 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor,              # (N, D)
                 meta: Unpadded, alibi: Alibi | None = None,
                 subset: Tensor | None = None,  # (S,) row numbers to keep after attention
+                prefix: Tensor | None = None,  # (B,) prefix-LM lengths (0: causal); None: bidirectional
                 ) -> Tensor:
         q, k, v = self.qkv(x).view(x.shape[0], 3, self.n_heads, self.d_head).unbind(1)   # 3 x (N, H, d)
-        o = attention(q, k, v, meta, alibi, self.dropout if self.training else 0.0, self.backend)
+        o = attention(q, k, v, meta, alibi, self.dropout if self.training else 0.0, self.backend, prefix)
         o = o.reshape(x.shape[0], -1)                                                     # (N, D)
         if subset is not None: o = o.index_select(0, subset)                             # (S, D)
         return self.out(o)

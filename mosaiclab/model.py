@@ -45,6 +45,8 @@ class MosaicBertConfig:
     low_precision_layernorm: bool = True  # LayerNorm in bf16 under autocast
     pad_vocab_multiple: int = 64       # embedding rows rounded up to a multiple of this (1: no padding)
     attention_backend: str = "sdpa"    # see mosaiclab.attention.BACKENDS
+    # not a MosaicBERT switch: which keys a query sees (causal / prefix LMs for other objectives, e.g. UL2)
+    attention_pattern: Literal["bidirectional", "causal", "prefix"] = "bidirectional"
 
     def __post_init__(self):
         if self.position not in ("alibi", "learned"): raise ValueError(f"position must be 'alibi' or 'learned', got {self.position!r}")
@@ -53,6 +55,11 @@ class MosaicBertConfig:
             raise ValueError(f"unknown attention backend {self.attention_backend!r}; choose one of: {', '.join(BACKENDS)}")
         if self.d_model % self.n_heads: raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if self.pad_vocab_multiple < 1: raise ValueError("pad_vocab_multiple must be >= 1")
+        if self.attention_pattern not in ("bidirectional", "causal", "prefix"):
+            raise ValueError(f"attention_pattern must be 'bidirectional', 'causal' or 'prefix', got {self.attention_pattern!r}")
+        if self.attention_pattern != "bidirectional" and not BACKENDS[self.attention_backend].prefix_mask:
+            raise ValueError(f"attention backend {self.attention_backend!r} has no causal / prefix-LM mask; "
+                             f"attention_pattern={self.attention_pattern!r} needs 'sdpa', 'eager' or 'flex'")
 
     @property
     def d_head(self) -> int: return self.d_model // self.n_heads
@@ -122,8 +129,9 @@ class EncoderLayer(nn.Module):
         self.ffn = (GeGLU if cfg.ffn == "geglu" else GeluMLP)(cfg.d_model, cfg.d_ff, cfg.hidden_dropout)
         self.ffn_norm = LayerNorm(cfg.d_model, cfg.layer_norm_eps, cfg.low_precision_layernorm)
 
-    def forward(self, x: Tensor, meta: Unpadded, alibi: Alibi | None, subset: Tensor | None = None) -> Tensor:
-        h = self.attn(x, meta, alibi, subset)                     # (N, D), or (S, D) with a subset
+    def forward(self, x: Tensor, meta: Unpadded, alibi: Alibi | None, subset: Tensor | None = None,
+                prefix: Tensor | None = None) -> Tensor:  # prefix: (B,) prefix-LM lengths, None: bidirectional
+        h = self.attn(x, meta, alibi, subset, prefix)             # (N, D), or (S, D) with a subset
         if subset is not None: x = x.index_select(0, subset)
         x = self.attn_norm(x + self.attn_drop(h))
         return self.ffn_norm(x + self.ffn(x))
@@ -171,14 +179,31 @@ class MosaicBertModel(nn.Module):
             raise ValueError(f"{T} tokens but learned position embeddings stop at {self.cfg.max_position_embeddings}; "
                              "truncate the input, or use position='alibi', which extrapolates")
 
+    def _prefix(self, prefix_lengths: Tensor | None, input_ids: Tensor) -> Tensor | None:
+        "The (B,) prefix lengths for the attention mask (None: bidirectional), checked against `attention_pattern`."
+        kind, (B, T) = self.cfg.attention_pattern, input_ids.shape
+        if kind != "prefix":
+            if prefix_lengths is not None:
+                raise ValueError(f"prefix_lengths given, but attention_pattern is {kind!r}: use attention_pattern='prefix'")
+            return None if kind == "bidirectional" else torch.zeros(B, dtype=torch.long, device=input_ids.device)  # causal: p = 0
+        if prefix_lengths is None:
+            raise ValueError("attention_pattern='prefix' needs prefix_lengths: the (B,) length of each sequence's bidirectional prefix")
+        if prefix_lengths.shape != (B,) or prefix_lengths.is_floating_point():
+            raise ValueError(f"prefix_lengths must be a ({B},) integer tensor, got shape {tuple(prefix_lengths.shape)} {prefix_lengths.dtype}")
+        lo, hi = int(prefix_lengths.min()), int(prefix_lengths.max())
+        if lo < 0 or hi > T: raise ValueError(f"prefix_lengths must lie in [0, {T}] (the padded length), got {lo}..{hi}")
+        return prefix_lengths.long()
+
     def forward(self, input_ids: Tensor,                  # (B, T) token ids
                 attention_mask: Tensor | None = None,     # (B, T) 1 real / 0 padding; default all real
                 token_type_ids: Tensor | None = None,     # (B, T) segment ids; default 0
                 subset_mask: Tensor | None = None,        # (B, T) bool: the last layer computes only these (and [CLS] if pooling)
+                prefix_lengths: Tensor | None = None,     # (B,) bidirectional prefix of each row; only with attention_pattern='prefix'
                 ) -> EncoderOutput:
         if attention_mask is None: attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None: token_type_ids = torch.zeros_like(input_ids)
         self._check_inputs(input_ids, attention_mask, token_type_ids)
+        prefix = self._prefix(prefix_lengths, input_ids)
         meta = Unpadded.from_mask(attention_mask, unpad=self.cfg.unpad)
         x = self.embeddings(input_ids, token_type_ids, meta)             # (N, D)
         subset = None
@@ -187,7 +212,7 @@ class MosaicBertModel(nn.Module):
                 subset_mask = subset_mask.clone(); subset_mask[:, 0] = True
             subset = meta.select(subset_mask)
         for i, layer in enumerate(self.layers):
-            x = layer(x, meta, self.alibi, subset if i == len(self.layers) - 1 else None)
+            x = layer(x, meta, self.alibi, subset if i == len(self.layers) - 1 else None, prefix)
         pooled = None
         if subset is None:
             x = meta.pad(x)                                             # (B, T, D)
@@ -225,19 +250,21 @@ class MosaicBertForMaskedLM(nn.Module):
         self.head.apply(lambda m: init_weights(m, cfg.initializer_range))
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
-                labels: Tensor | None = None) -> MLMOutput:   # labels: (B, T), -100 where not scored
+                labels: Tensor | None = None,              # (B, T), -100 where not scored
+                prefix_lengths: Tensor | None = None,      # (B,) with attention_pattern='prefix'
+                ) -> MLMOutput:
         emb = self.bert.embeddings.tokens.weight
         if labels is not None and labels.shape != input_ids.shape:
             raise ValueError(f"labels has shape {tuple(labels.shape)} but input_ids has {tuple(input_ids.shape)}")
         if labels is None or not self.cfg.masked_only_head:
-            out = self.bert(input_ids, attention_mask, token_type_ids)
+            out = self.bert(input_ids, attention_mask, token_type_ids, prefix_lengths=prefix_lengths)
             logits = self.head(out.last_hidden_state, emb)                         # (B, T, V)
             loss = None if labels is None else F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
             return MLMOutput(loss, logits, labels, None)
         masked = labels != -100
         if attention_mask is not None and bool((masked & ~attention_mask.bool()).any()):
             raise ValueError("labels mark padding positions (attention_mask 0) as masked: use -100 there")
-        out = self.bert(input_ids, attention_mask, token_type_ids, subset_mask=masked)
+        out = self.bert(input_ids, attention_mask, token_type_ids, subset_mask=masked, prefix_lengths=prefix_lengths)
         logits = self.head(out.last_hidden_state, emb)                             # (M, V)
         targets = labels[masked]                                                   # row-major, as the subset rows
         rows = torch.nonzero(masked, as_tuple=True)[0]
