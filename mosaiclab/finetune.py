@@ -231,6 +231,8 @@ def _classifier_from(model: nn.Module, num_labels: int) -> MosaicBertForSequence
     if isinstance(model, MosaicBertForSequenceClassification) and model.num_labels == num_labels: return model
     enc = model if isinstance(model, MosaicBertModel) else getattr(model, "bert", None)
     if not isinstance(enc, MosaicBertModel): raise TypeError(f"cannot fine-tune a {type(model).__name__}: need a mosaiclab model")
+    if enc.cfg.attention_pattern != "bidirectional":   # the classifier reads [CLS], which a causal mask starves of context
+        raise ValueError(f"the classifier needs a bidirectional encoder; this one has attention_pattern={enc.cfg.attention_pattern!r}")
     clf = MosaicBertForSequenceClassification(enc.cfg, num_labels)
     state = {k: v for k, v in enc.state_dict().items() if not k.startswith("pooler.")}
     missing, unexpected = clf.bert.load_state_dict(state, strict=False)

@@ -142,6 +142,8 @@ def config_to_hf(cfg: MosaicBertConfig, architecture: str = "BertForMaskedLM", n
     if cfg.position != "learned" or cfg.ffn != "gelu":
         raise ValueError("HF BERT has learned positions and a GELU MLP: only a config with position='learned' and ffn='gelu' "
                          "exports to HF transformers (save ALiBi/GeGLU models with save_pretrained or in the original layout)")
+    if cfg.attention_pattern != "bidirectional":   # HF's BertModel is bidirectional: exporting would silently change the model
+        raise ValueError(f"HF BERT is bidirectional: a model with attention_pattern={cfg.attention_pattern!r} does not export to it")
     d = {"architectures": [architecture], "model_type": "bert", "vocab_size": cfg.vocab_size, "hidden_size": cfg.d_model,
          "num_hidden_layers": cfg.n_layers, "num_attention_heads": cfg.n_heads, "intermediate_size": cfg.d_ff,
          "hidden_act": "gelu", "hidden_dropout_prob": cfg.hidden_dropout, "attention_probs_dropout_prob": cfg.attention_dropout,

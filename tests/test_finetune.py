@@ -120,3 +120,12 @@ def test_cli_finetune_and_glue(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mosaiclab.cli", "finetune", str(tmp_path / "m"), "--task", "squad", "--no-progress"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 1 and "unknown task 'squad'" in r.stderr and "Traceback" not in r.stderr
+
+def test_causal_models_are_refused_by_the_classifier_and_hf_export(tmp_path):
+    import dataclasses
+    from mosaiclab.interop import config_to_hf
+    m = tiny_mlm()
+    causal = MosaicBertForMaskedLM(dataclasses.replace(m.cfg, attention_pattern="causal"))
+    with pytest.raises(ValueError, match="needs a bidirectional encoder"): load_for_finetuning(causal, "sst2")
+    bert_causal = dataclasses.replace(MosaicBertConfig.lab_bert(), attention_pattern="causal")
+    with pytest.raises(ValueError, match="HF BERT is bidirectional"): config_to_hf(bert_causal)
