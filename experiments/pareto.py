@@ -62,9 +62,12 @@ def main():
     ap.add_argument("--bench-repeats", type=int, default=6)
     ap.add_argument("--ft-train", type=int, default=1000, help="fine-tuning subset per lab task (0: skip fine-tuning)")
     ap.add_argument("--ft-seeds", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--append", action="store_true", help="add points to an existing results.json (same configs)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "results" / "pareto"))
     a = ap.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
     if a.quick:
         a.budgets, a.seeds, a.d_model, a.n_layers, a.n_heads, a.d_ff = [4, 8], [17], 32, 2, 2, 64
         a.eval_samples, a.bench_repeats, a.ft_train = 32, 2, 32
@@ -72,13 +75,22 @@ def main():
     if work.exists(): shutil.rmtree(work)
     cfgs = configs(a)
     t0 = time.time()
-    print("== step time, side by side", flush=True)
-    steps = step_seconds(cfgs, a)
-    print(json.dumps({k: v["median"] for k, v in steps.items()}), flush=True)
-    points = []
+    if not (a.append and (out / "results.json").exists()):
+        print("== step time, side by side", flush=True)
+        steps = step_seconds(cfgs, a)
+        print(json.dumps({k: v["median"] for k, v in steps.items()}), flush=True)
+    points, commands = [], []
+    if a.append and (out / "results.json").exists():
+        prev = json.loads((out / "results.json").read_text())
+        if prev["configs"] != json.loads(json.dumps({k: c.to_dict() for k, c in cfgs.items()})): raise SystemExit("--append: the configs differ from the existing results")
+        points, commands = prev["points"], prev.get("commands", [prev["command"]])
+        steps = prev["step_seconds"]   # one calibration for every point of the figure
+        a.budgets, a.seeds = sorted(set(prev["budgets"]) | set(a.budgets)), sorted(set(prev["seeds"]) | set(a.seeds))
+    done = {(p["model"], p["budget_steps"], p["seed"]) for p in points}
     for seed in a.seeds:
         for budget in a.budgets:
             for name, base in cfgs.items():
+                if (name, budget, seed) in done: continue
                 cfg = base.with_overrides({"max_steps": budget, "seed": seed, "eval_every": 0})
                 run = work / f"{name.split()[0]}-{budget}-s{seed}"
                 print(f"== {name}, {budget} steps, seed {seed}", flush=True)
@@ -94,10 +106,11 @@ def main():
                 print(json.dumps(point), flush=True)
                 points.append(point)
                 shutil.rmtree(run)
-                result = {"experiment": "pareto", "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+                command = " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
+                result = {"experiment": "pareto", "command": command, "commands": commands + [command],
                           "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0,
                           "configs": {k: c.to_dict() for k, c in cfgs.items()}, "step_seconds": steps,
-                          "budgets": a.budgets, "seeds": a.seeds, "finetune": {"max_train_samples": a.ft_train, "epochs": 1,
+                          "budgets": a.budgets, "seeds": a.seeds, "torch_threads": torch.get_num_threads(), "finetune": {"max_train_samples": a.ft_train, "epochs": 1,
                           "max_eval_samples": 500, "seeds": a.ft_seeds}, "points": points}
                 out.mkdir(parents=True, exist_ok=True)
                 (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")   # after every point: nothing lost
