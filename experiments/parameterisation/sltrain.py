@@ -1,0 +1,100 @@
+"""SLTrain at lab scale: pretrain a small MosaicBERT with dense, pure low-rank and sparse+low-rank encoder Linear layers,
+the last two at a matched parameter count, and measure validation MLM loss, parameters and optimizer-state memory.
+
+    python experiments/parameterisation/sltrain.py                 # writes results/parameterisation/sltrain/
+    python experiments/parameterisation/sltrain.py --steps 20 --seeds 0 --out /tmp/sl   # a smoke run
+
+The chapter nbs/parameterisation/01_sltrain.ipynb plots results/parameterisation/sltrain/results.json.
+"""
+import argparse, json, shutil, statistics, sys, time
+from pathlib import Path
+import torch
+from torch import nn
+ROOT = Path(__file__).resolve().parents[2]
+from mosaiclab.train import TrainConfig, pretrain, read_metrics, make_optimizer
+from mosaiclab.bench import hardware_info, git_commit
+from mosaiclab.model import MosaicBertForMaskedLM
+from mosaiclab.linears import replace_linears
+from mosaiclab.sltrain import SparsePlusLowRankLinear, sltrain_mlm, matched_rank, memory_report, tensor_bytes
+from mosaiclab.lowrank import LowRankLinear
+
+LINEAR_TYPES = (nn.Linear, SparsePlusLowRankLinear, LowRankLinear)
+
+def encoder_linear_memory(model, opt) -> dict:
+    "Parameters and optimizer-state bytes of the encoder's (replaced) Linear layers only."
+    mods = [m for n, m in model.named_modules() if ".layers." in f".{n}" and isinstance(m, LINEAR_TYPES)]
+    params = [p for m in mods for p in m.parameters()]
+    state = [t for p in params for t in opt.state.get(p, {}).values() if torch.is_tensor(t)]
+    return {"linear_params": sum(p.numel() for p in params), "linear_optimizer_state_bytes": tensor_bytes(state),
+            "linear_index_bytes": tensor_bytes(b for m in mods for b in m.buffers())}
+
+@torch.no_grad()
+def spectra(model, layer: str) -> dict:
+    "Singular values of one encoder weight: W, and for SLTrain its low-rank and sparse parts."
+    m = model.get_submodule(layer)
+    sv = lambda W: torch.linalg.svdvals(W.float()).tolist()
+    if isinstance(m, SparsePlusLowRankLinear): return {"W": sv(m.weight()), "low_rank": sv(m.low_rank()), "sparse": sv(m.sparse())}
+    if isinstance(m, LowRankLinear): return {"W": sv(m.weight())}
+    return {"W": sv(m.weight)}
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--d-model", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--rank", type=int, default=8)
+    ap.add_argument("--density", type=float, default=0.05)
+    ap.add_argument("--alpha", type=float, default=32.0)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--out", default=str(ROOT / "results" / "parameterisation" / "sltrain"))
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    out = Path(a.out); work = out / "runs"
+    if work.exists(): shutil.rmtree(work)
+    over = {"model.d_model": a.d_model, "model.n_layers": 2, "model.n_heads": 2, "model.d_ff": 2 * a.d_model, "data.seq_len": 64,
+            "global_batch": a.batch, "micro_batch": a.batch,
+            "max_steps": a.steps, "eval_every": max(1, a.steps // 6), "eval_samples": 64, "checkpoint_every": 0,
+            "max_minutes": None, "log_every": 10, "precision": "fp32", "lr": a.lr}
+    r, d, alpha, D = a.rank, a.density, a.alpha, a.d_model
+    def lowrank_mlm(c):
+        m = MosaicBertForMaskedLM(c)
+        replace_linears(m, lambda n, lin: LowRankLinear.like(lin, matched_rank(lin.in_features, lin.out_features, r, d), alpha))
+        return m
+    methods = {"full": MosaicBertForMaskedLM, "low-rank": lowrank_mlm, "sltrain": lambda c: sltrain_mlm(c, r, d, alpha)}
+    runs, t0 = [], time.time()
+    for seed in a.seeds:
+        for name, build in methods.items():
+            cfg = TrainConfig.lab().with_overrides({**over, "seed": seed})
+            held = {}
+            def model_fn(c, build=build): held["model"] = build(c); return held["model"]
+            def optimizer_fn(model, c): held["opt"], sched = make_optimizer(model, c); return held["opt"], sched
+            run = work / f"{name}-seed{seed}"
+            print(f"== {name}, seed {seed}", flush=True)
+            t = time.time()
+            summary = pretrain(cfg, run, progress=False, model_fn=model_fn, optimizer_fn=optimizer_fn)
+            model, opt = held["model"], held["opt"]
+            recs = read_metrics(run)
+            runs.append({"method": name, "seed": seed, "summary": summary, "wall_seconds": time.time() - t,
+                         "memory": {**memory_report(model, opt), **encoder_linear_memory(model, opt)},
+                         "spectra": spectra(model, "bert.layers.0.ffn.up") if seed == a.seeds[0] else None,
+                         "eval": [e for e in recs if e["kind"] == "eval"],
+                         "train": [{k: e[k] for k in ("step", "loss", "tokens_per_s")} for e in recs if e["kind"] == "train"]})
+            print(f"   eval loss {summary['eval_loss']:.4f}, linear params {runs[-1]['memory']['linear_params']:,}, "
+                  f"optimizer state {runs[-1]['memory']['optimizer_state_bytes'] / 2**20:.2f} MiB", flush=True)
+    agg = {}
+    for name in methods:
+        ls = [x["summary"]["eval_loss"] for x in runs if x["method"] == name]
+        agg[name] = {"eval_loss_mean": statistics.mean(ls), "eval_loss_std": statistics.stdev(ls) if len(ls) > 1 else 0.0, "n": len(ls)}
+    result = {"experiment": "sltrain", "command": " ".join(["python", "experiments/parameterisation/sltrain.py"] + sys.argv[1:]),
+              "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0,
+              "config": {"train_overrides": over, "rank": r, "density": d, "alpha": alpha, "seeds": a.seeds,
+                         "low_rank_ranks": {"qkv": matched_rank(D, 3 * D, r, d), "attn.out": matched_rank(D, D, r, d),
+                                            "ffn.up": matched_rank(D, 4 * D, r, d), "ffn.down": matched_rank(2 * D, D, r, d)}},
+              "summary": agg, "runs": runs}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    shutil.rmtree(work)
+    for k, v in agg.items(): print(f"{k}: {v['eval_loss_mean']:.4f} +- {v['eval_loss_std']:.4f} (n={v['n']})")
+
+if __name__ == "__main__": main()
