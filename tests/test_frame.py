@@ -45,3 +45,9 @@ def test_wheel_install_carries_the_bundled_data(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     version, counts = r.stdout.split("\n")[:2]
     assert version.strip() and counts.split()[1] == "8192"
+
+def test_headline_table_matches_the_committed_results():
+    "The README's headline numbers are printed from results/ by scripts/headline.py, never typed by hand."
+    import subprocess, sys
+    out = subprocess.run([sys.executable, "scripts/headline.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() and out.strip() in (ROOT / "README.md").read_text()
