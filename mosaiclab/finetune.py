@@ -466,8 +466,8 @@ def run_suite(src: str | Path | nn.Module,            # anything load_for_finetu
         mnli_dir = str(Path(out or tmp) / "mnli-encoder")
         later = [j for j in jobs if j[0] in FROM_MNLI and "glue/mnli" in names]
         first = [j for j in jobs if j not in later]
-        spec1 = [dict(base, task=t, seed=s, save_encoder=mnli_dir if (t == "glue/mnli" and later and s == first[[x[0] for x in first].index(t)][1]) else None)
-                 for t, s in first]
+        mnli_seed = next((s for t, s in first if t == "glue/mnli"), None) if later else None   # its first seed's encoder
+        spec1 = [dict(base, task=t, seed=s, save_encoder=mnli_dir if (t, s) == ("glue/mnli", mnli_seed) else None) for t, s in first]
         runs = _run_jobs(spec1, devices)
         if later:
             runs += _run_jobs([dict(base, src=mnli_dir, task=t, seed=s) for t, s in later], devices)
@@ -542,7 +542,7 @@ def cmd_glue(args) -> int:
                     progress=not args.no_progress)
     print_suite(res)
     if args.out:
-        suite_figure({res["label"]: res}).write_html(Path(args.out) / "figure.html", include_plotlyjs="cdn")
+        suite_figure({res["label"]: res}).write_html(Path(args.out) / "figure.html", include_plotlyjs=True)   # offline: no CDN
         print(f"results: {Path(args.out) / 'results.json'}  figure: {Path(args.out) / 'figure.html'}")
     return 0
 
