@@ -1,11 +1,11 @@
-"Defining properties of mosaiclab.bone: identity at init, only adapters train, parameter counts, parity with the merged weight."
+"Defining properties of mosaiclab.parameterisation.bone: identity at init, only adapters train, parameter counts, parity with the merged weight."
 import dataclasses, pytest, torch
 from torch import nn
 import torch.nn.functional as F
-from mosaiclab.bone import (bat_delta, BoneLinear, LoRALinear, add_adapters, trainable_parameters, bone_parameters,
+from mosaiclab.parameterisation.bone import (bat_delta, BoneLinear, LoRALinear, add_adapters, trainable_parameters, bone_parameters,
                             lora_parameters, match_lora_rank)
 from mosaiclab.model import MosaicBertConfig, MosaicBertForSequenceClassification
-from mosaiclab.linears import encoder_linears
+from mosaiclab.parameterisation.linears import encoder_linears
 
 CFG = dataclasses.replace(MosaicBertConfig.lab(), d_model=64, n_layers=2, n_heads=2, d_ff=128)
 

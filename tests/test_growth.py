@@ -1,10 +1,10 @@
-"Defining properties of mosaiclab.growth: function-preserving growth, AKI and random padding, upcycled MoE, its losses."
+"Defining properties of mosaiclab.growth.aquilamoe: function-preserving growth, AKI and random padding, upcycled MoE, its losses."
 import copy, math
 import pytest
 import torch
 from mosaiclab.alibi import alibi_slopes
 from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM, flops_per_token
-from mosaiclab.growth import (unit_map, head_map, grow_width, grow_depth, grow, layer_order, MoEFFN, upcycle_to_moe,
+from mosaiclab.growth.aquilamoe import (unit_map, head_map, grow_width, grow_depth, grow, layer_order, MoEFFN, upcycle_to_moe,
                               moe_layers, moe_aux_loss, moe_loss_fn, load_balance_loss, router_z_loss, moe_flops_per_token)
 
 SMALL = MosaicBertConfig.lab().replace(d_model=64, n_layers=2, n_heads=2, d_ff=128, vocab_size=512)

@@ -2,11 +2,11 @@
 import pytest
 import torch
 from torch import nn
-from mosaiclab.lowrank import (LowRankLinear, ReLoRALinear, Restarts, GaLoreAdamW, galore_param_groups, galore_optimizer_fn,
+from mosaiclab.parameterisation.lowrank import (LowRankLinear, ReLoRALinear, Restarts, GaLoreAdamW, galore_param_groups, galore_optimizer_fn,
                                lowrank_mlm, relora_mlm, restart_multiplier)
 from mosaiclab.model import MosaicBertConfig
 from mosaiclab.train import TrainConfig
-from mosaiclab.sltrain import optimizer_state_bytes
+from mosaiclab.parameterisation.sltrain import optimizer_state_bytes
 
 CFG = MosaicBertConfig.lab().replace(d_model=32, n_layers=2, n_heads=2, d_ff=64, vocab_size=128)
 

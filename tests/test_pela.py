@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from mosaiclab.lowrank import LowRankLinear
+from mosaiclab.parameterisation.lowrank import LowRankLinear
 from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM
-from mosaiclab.pela import pela_rank, compress, FeatureDistillation, weight_perturbation, classifier_from, LayerOutputs
+from mosaiclab.parameterisation.pela import pela_rank, compress, FeatureDistillation, weight_perturbation, classifier_from, LayerOutputs
 
 CFG = MosaicBertConfig.lab().replace(d_model=32, n_layers=2, n_heads=2, d_ff=64, vocab_size=128)
 

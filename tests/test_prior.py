@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from mosaiclab.model import MLMOutput, MosaicBertConfig, MosaicBertForMaskedLM
-from mosaiclab.prior import TokenReweighter, normalize_weights, prior_weights, scored_tokens
-from mosaiclab.ul2 import MODEL_KEYS, collate_prefix_lm
+from mosaiclab.objectives.prior import TokenReweighter, normalize_weights, prior_weights, scored_tokens
+from mosaiclab.objectives.ul2 import MODEL_KEYS, collate_prefix_lm
 
 CFG = MosaicBertConfig.lab().replace(vocab_size=60, d_model=32, n_layers=1, n_heads=2, d_ff=64, attention_pattern="prefix")
 

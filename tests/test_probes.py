@@ -2,7 +2,7 @@
 import math
 import pytest
 import torch
-from mosaiclab.probes import linear_probe, knn_probe, nearest_mean, PROBES, collapse_error, pooled_features, task_features
+from mosaiclab.science.probes import linear_probe, knn_probe, nearest_mean, PROBES, collapse_error, pooled_features, task_features
 
 def _blobs(n, d=8, shift=3.0, classes=3, seed=0):
     g = torch.Generator().manual_seed(seed)

@@ -2,7 +2,7 @@
 import math
 import pytest
 import torch
-from mosaiclab.reweighting import (STRATEGIES, SampleReweighter, normalize_losses, sample_weights, linupper, quadratic, extremes)
+from mosaiclab.curation.reweighting import (STRATEGIES, SampleReweighter, normalize_losses, sample_weights, linupper, quadratic, extremes)
 from mosaiclab.model import MLMOutput
 
 def test_normalize_range_and_degenerate():

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 from torch import nn
-from mosaiclab.sltrain import (SparsePlusLowRankLinear, sltrain_mlm, matched_rank, memory_report, optimizer_state_bytes,
+from mosaiclab.parameterisation.sltrain import (SparsePlusLowRankLinear, sltrain_mlm, matched_rank, memory_report, optimizer_state_bytes,
                                tensor_bytes)
 from mosaiclab.model import MosaicBertConfig
 

@@ -4,7 +4,7 @@ import random
 import pytest
 import torch
 from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM
-from mosaiclab.ul2 import (CausalLMCollator, Denoiser, MixtureOfDenoisers, PrefixLMCollator, SpanCorruptCollator, UL2_DENOISERS,
+from mosaiclab.objectives.ul2 import (CausalLMCollator, Denoiser, MixtureOfDenoisers, PrefixLMCollator, SpanCorruptCollator, UL2_DENOISERS,
                            MODEL_KEYS, collate_prefix_lm, random_spans_mask, span_corrupt, target_metrics)
 
 SENT = list(range(4, 40))

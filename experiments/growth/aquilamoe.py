@@ -17,7 +17,7 @@ from mosaiclab.train import TrainConfig, Callback, DistInfo, evaluate, pretrain
 from mosaiclab.data import PretrainingStream, load_tokenizer_for
 from mosaiclab.mlm import MLMCollator
 from mosaiclab.bench import hardware_info, git_commit
-from mosaiclab.growth import grow, upcycle_to_moe, moe_layers, moe_loss_fn, moe_flops_per_token
+from mosaiclab.growth.aquilamoe import grow, upcycle_to_moe, moe_layers, moe_loss_fn, moe_flops_per_token
 
 SMALL = MosaicBertConfig.lab().replace(d_model=64, n_layers=2, n_heads=2, d_ff=128)
 LARGE = SMALL.replace(d_model=128, n_layers=4, n_heads=4, d_ff=256)

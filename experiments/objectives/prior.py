@@ -25,8 +25,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.bench import git_commit, hardware_info
 from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM
-from mosaiclab.prior import TokenReweighter, scored_tokens
-from mosaiclab.ul2 import collate_prefix_lm, MODEL_KEYS
+from mosaiclab.objectives.prior import TokenReweighter, scored_tokens
+from mosaiclab.objectives.ul2 import collate_prefix_lm, MODEL_KEYS
 
 PAD, BOS = 0, 1
 ATTRS = {"count": 5, "colour": 8, "shape": 8}

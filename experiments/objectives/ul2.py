@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.bench import git_commit, hardware_info
 from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM
-from mosaiclab.ul2 import (CausalLMCollator, MixtureOfDenoisers, SpanCorruptCollator, collate_prefix_lm, random_spans_mask,
+from mosaiclab.objectives.ul2 import (CausalLMCollator, MixtureOfDenoisers, SpanCorruptCollator, collate_prefix_lm, random_spans_mask,
                            span_corrupt, target_metrics, MODEL_KEYS, UL2_DENOISERS)
 
 PAD, MODES, SENTINELS, WORD0, N_WORDS = 0, {"R": 1, "S": 2, "X": 3}, list(range(4, 20)), 20, 64

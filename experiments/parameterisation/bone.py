@@ -14,8 +14,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent.parent
 from mosaiclab.train import TrainConfig, pretrain
 from mosaiclab.model import MosaicBertForMaskedLM
-from mosaiclab.linears import encoder_linears
-from mosaiclab.bone import (BoneLinear, LoRALinear, add_adapters, trainable_parameters, bone_parameters, lora_parameters,
+from mosaiclab.parameterisation.linears import encoder_linears
+from mosaiclab.parameterisation.bone import (BoneLinear, LoRALinear, add_adapters, trainable_parameters, bone_parameters, lora_parameters,
                             match_lora_rank)
 from mosaiclab.finetune import FinetuneConfig, finetune, load_for_finetuning
 from mosaiclab.bench import hardware_info, git_commit

@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics, make_optimizer
 from mosaiclab.bench import hardware_info, git_commit
 from mosaiclab.model import MosaicBertForMaskedLM
-from mosaiclab.sltrain import SparsePlusLowRankLinear, sltrain_mlm, memory_report, tensor_bytes
-from mosaiclab.lowrank import LowRankLinear, ReLoRALinear, Restarts, lowrank_mlm, relora_mlm, galore_optimizer_fn
+from mosaiclab.parameterisation.sltrain import SparsePlusLowRankLinear, sltrain_mlm, memory_report, tensor_bytes
+from mosaiclab.parameterisation.lowrank import LowRankLinear, ReLoRALinear, Restarts, lowrank_mlm, relora_mlm, galore_optimizer_fn
 
 LINEAR_TYPES = (nn.Linear, SparsePlusLowRankLinear, LowRankLinear, ReLoRALinear)
 

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 from sklearn.datasets import load_digits
 ROOT = Path(__file__).resolve().parent.parent.parent
-from mosaiclab.quant import QuantLinear, QKRAttention, OscillationMonitor, ConfidenceGuidedAnnealing
-from mosaiclab.linears import replace_linears
+from mosaiclab.parameterisation.ofq import QuantLinear, QKRAttention, OscillationMonitor, ConfidenceGuidedAnnealing
+from mosaiclab.parameterisation.linears import replace_linears
 from mosaiclab.bench import hardware_info, git_commit
 
 METHODS = ["lsq", "statsq", "statsq+cga", "statsq+cga+qkr"]

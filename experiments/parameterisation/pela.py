@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics
 from mosaiclab.bench import hardware_info, git_commit
 from mosaiclab.model import MosaicBertForMaskedLM, from_pretrained
-from mosaiclab.lowrank import LowRankLinear
-from mosaiclab.pela import compress, FeatureDistillation, evaluate_mlm, classifier_from
+from mosaiclab.parameterisation.lowrank import LowRankLinear
+from mosaiclab.parameterisation.pela import compress, FeatureDistillation, evaluate_mlm, classifier_from
 from mosaiclab.finetune import FinetuneConfig, finetune
 
 def linear_params(model) -> int:

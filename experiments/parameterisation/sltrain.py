@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics, make_optimizer
 from mosaiclab.bench import hardware_info, git_commit
 from mosaiclab.model import MosaicBertForMaskedLM
-from mosaiclab.linears import replace_linears
-from mosaiclab.sltrain import SparsePlusLowRankLinear, sltrain_mlm, matched_rank, memory_report, tensor_bytes
-from mosaiclab.lowrank import LowRankLinear
+from mosaiclab.parameterisation.linears import replace_linears
+from mosaiclab.parameterisation.sltrain import SparsePlusLowRankLinear, sltrain_mlm, matched_rank, memory_report, tensor_bytes
+from mosaiclab.parameterisation.lowrank import LowRankLinear
 
 LINEAR_TYPES = (nn.Linear, SparsePlusLowRankLinear, LowRankLinear)
 

@@ -13,7 +13,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent.parent
 from mosaiclab.train import TrainConfig, pretrain, read_metrics
 from mosaiclab.model import MosaicBertForMaskedLM
-from mosaiclab.sparse import sparsify, release_masks, mask_stats, sparse_training_flops_per_token
+from mosaiclab.parameterisation.spdf import sparsify, release_masks, mask_stats, sparse_training_flops_per_token
 from mosaiclab.finetune import FinetuneConfig, finetune, load_for_finetuning
 from mosaiclab.bench import hardware_info, git_commit
 

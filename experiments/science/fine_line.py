@@ -15,7 +15,7 @@ import torch
 from mosaiclab.train import TrainConfig, pretrain, Callback
 from mosaiclab.bench import hardware_info, git_commit
 from mosaiclab.model import MosaicBertForMaskedLM, from_pretrained, n_params
-from mosaiclab.probes import task_features, PROBES, collapse_error
+from mosaiclab.science.probes import task_features, PROBES, collapse_error
 
 TASKS = ("sst2", "wordnet-defmatch")
 

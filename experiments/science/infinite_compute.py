@@ -18,7 +18,7 @@ from mosaiclab.bench import hardware_info, git_commit
 from mosaiclab.data import DataConfig, PretrainingStream, load_documents, corpus_samples, load_tokenizer_for
 from mosaiclab.mlm import MLMCollator
 from mosaiclab.model import from_pretrained, n_params
-from mosaiclab.scaling import Ensemble, DistillLoss, eval_per_sample, bootstrap_fit, scaling_fit
+from mosaiclab.science.infinite_compute import Ensemble, DistillLoss, eval_per_sample, bootstrap_fit, scaling_fit
 
 def write_slice(root: Path, tokens: int, seq_len: int) -> dict:
     "The first documents of the bundled train split holding about `tokens` tokens, and the full validation split."

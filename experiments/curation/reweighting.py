@@ -2,10 +2,10 @@
 (a few passages repeated many times: low loss, little to learn) and noise (random-word documents: high loss,
 nothing to learn); uniform vs LinUpper vs quadratic weights; validation MLM loss on the clean validation split.
 
-    python experiments/data/reweighting.py                  # writes results/data/reweighting/results.json
-    python experiments/data/reweighting.py --quick          # a smoke run
+    python experiments/curation/reweighting.py                  # writes results/curation/reweighting/results.json
+    python experiments/curation/reweighting.py --quick          # a smoke run
 
-The chapter nbs/data/01_reweighting.ipynb plots results/data/reweighting/results.json.
+The chapter nbs/curation/01_reweighting.ipynb plots results/curation/reweighting/results.json.
 """
 import argparse, gzip, json, random, shutil, sys, tempfile, time
 from pathlib import Path
@@ -15,7 +15,7 @@ import torch
 from mosaiclab.train import TrainConfig, pretrain, read_metrics
 from mosaiclab.bench import hardware_info, git_commit
 from mosaiclab.data import load_documents, encode_documents, make_samples, special_ids, load_tokenizer_for, DataConfig, corpus_samples
-from mosaiclab.reweighting import SampleReweighter
+from mosaiclab.curation.reweighting import SampleReweighter
 
 def build_corpus(root: Path, n_dup_passages: int, dup_frac: float, noise_frac: float, seed: int, seq_len: int) -> dict:
     "Write train.jsonl.gz (clean + duplicates + noise) and validation.jsonl.gz (clean) under root; return the tags."
@@ -64,7 +64,7 @@ def merge(paths: list, out: Path):
     strip = lambda st: {k: v for k, v in st.items() if k != "seeds"}
     if any(strip(p["setup"]) != strip(parts[0]["setup"]) for p in parts): raise ValueError("the parts differ in setup: not mergeable")
     runs = sorted((r for p in parts for r in p["runs"]), key=lambda r: (r["seed"], r["strategy"]))
-    merged = {**parts[0], "command": " && ".join(p["command"] for p in parts) + " && python experiments/data/reweighting.py --merge ...",
+    merged = {**parts[0], "command": " && ".join(p["command"] for p in parts) + " && python experiments/curation/reweighting.py --merge ...",
               "parts": [{k: p[k] for k in ("command", "commit", "wall_seconds", "complete")} for p in parts],
               "wall_seconds": sum(p["wall_seconds"] for p in parts), "runs": runs}
     have = {(r["strategy"], r["seed"]) for r in runs}
@@ -99,7 +99,7 @@ def main():
     runs = []
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     def write(runs, complete):
-        result = {"experiment": "reweighting", "command": " ".join(["python", "experiments/data/reweighting.py"] + sys.argv[1:]),
+        result = {"experiment": "reweighting", "command": " ".join(["python", "experiments/curation/reweighting.py"] + sys.argv[1:]),
                   "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0, "complete": complete,
                   "setup": {"r": a.r, "warmup_steps": warmup, "ramp_steps": warmup, "dup_frac": a.dup_frac, "noise_frac": a.noise_frac,
                             "dup_passages": 32, "steps": a.steps, "seeds": a.seeds, "strategies": a.strategies, **tags["counts"]},

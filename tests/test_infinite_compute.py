@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from mosaiclab.scaling import scaling_fit, bootstrap_fit, ensemble_logits, Ensemble, distill_loss, DistillLoss, PowerLawFit
+from mosaiclab.science.infinite_compute import scaling_fit, bootstrap_fit, ensemble_logits, Ensemble, distill_loss, DistillLoss, PowerLawFit
 
 @pytest.mark.parametrize("E,A,alpha", [(2.0, 30.0, 0.25), (3.5, 5.0, 0.8), (0.5, 1.0, 1.5)])
 def test_fit_recovers_exact_law(E, A, alpha):

@@ -1,7 +1,7 @@
-"Defining properties of mosaiclab.sparse (SPDF chapter): masked weights are exact zeros through pretraining and released for fine-tuning."
+"Defining properties of mosaiclab.parameterisation.spdf (SPDF chapter): masked weights are exact zeros through pretraining and released for fine-tuning."
 import dataclasses, pytest, torch
 from torch import nn
-from mosaiclab.sparse import (layer_densities, random_mask, MaskedSparseLinear, sparsify, release_masks, mask_stats,
+from mosaiclab.parameterisation.spdf import (layer_densities, random_mask, MaskedSparseLinear, sparsify, release_masks, mask_stats,
                               sparse_training_flops_per_token)
 from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertForSequenceClassification, flops_per_token
 

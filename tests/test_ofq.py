@@ -1,8 +1,8 @@
-"Defining properties of mosaiclab.quant (OFQ chapter): the oscillation counter, StatsQ/LSQ grids, CGA freezing, QKR parity."
+"Defining properties of mosaiclab.parameterisation.ofq (OFQ chapter): the oscillation counter, StatsQ/LSQ grids, CGA freezing, QKR parity."
 import pytest, torch
 from torch import nn
 import torch.nn.functional as F
-from mosaiclab.quant import (statsq_codes, statsq_quantize, statsq_scale, LSQQuantizer, QuantLinear, OscillationTracker,
+from mosaiclab.parameterisation.ofq import (statsq_codes, statsq_quantize, statsq_scale, LSQQuantizer, QuantLinear, OscillationTracker,
                              OscillationMonitor, cga_frozen, ConfidenceGuidedAnnealing, QKRAttention)
 
 def test_tracker_counts_known_flips():
