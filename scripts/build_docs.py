@@ -392,6 +392,42 @@ def _nav_html(pages, titles: dict[str, str], current: str) -> str:
 _LINK = re.compile(r'(href=")(?![a-zA-Z][a-zA-Z0-9+.-]*:|//|#)([^"#?]*?)\.ipynb((?:[#?][^"]*)?")')
 
 
+# Quarto markdown that nbconvert's renderer does not know, as nbdev writes it (show_doc's
+# `[source](url){target="_blank" style="..."}` link, `::: {.callout-note}` fenced divs): turned into plain HTML
+# so the offline page shows a link and a box instead of the raw attribute text.
+_ATTR_LINK = re.compile(r'\[([^\]\n]*)\]\(([^)\s]+)\)\{([^{}\n]*)\}')
+_DIV_OPEN = re.compile(r'^:::+\s*\{([^}]*)\}\s*$|^:::+\s*([A-Za-z][\w-]*)\s*$')
+_DIV_CLOSE = re.compile(r'^:::+\s*$')
+
+
+def quarto_to_html(md: str) -> str:
+    "Rewrite Quarto's attribute links and fenced divs in markdown `md` as HTML that any markdown renderer keeps."
+    def link(m):
+        attrs = m.group(3).strip()
+        return f'<a href="{html.escape(m.group(2), quote=True)}" {attrs}>{m.group(1)}</a>'
+    out = []
+    for line in _ATTR_LINK.sub(link, md).split("\n"):
+        o, c = _DIV_OPEN.match(line), _DIV_CLOSE.match(line)
+        if o:
+            spec = o.group(1) if o.group(1) is not None else "." + o.group(2)
+            classes = " ".join(t[1:] for t in spec.split() if t.startswith("."))
+            out += [f'<div class="{html.escape(classes)}">', ""]
+        elif c: out += ["", "</div>"]
+        else: out.append(line)
+    return "\n".join(out)
+
+
+def quarto_cells_to_html(nb) -> None:
+    "Apply `quarto_to_html` to every markdown cell and every markdown output (show_doc) of `nb`, in place."
+    for c in nb.cells:
+        if c.cell_type == "markdown": c.source = quarto_to_html(c.source)
+        for o in c.get("outputs", []):
+            d = o.get("data", {})
+            if "text/markdown" in d:
+                v = d["text/markdown"]
+                d["text/markdown"] = quarto_to_html(v if isinstance(v, str) else "".join(v))
+
+
 def rewrite_links(h: str) -> str:
     "Relative links to notebooks point to their pages."
     return _LINK.sub(lambda m: f"{m.group(1)}{m.group(2)}.html{m.group(3)}", h)
@@ -405,6 +441,7 @@ def convert_one(nb_rel: str, proc: Path, out: Path, site: dict, pages, titles, m
     nb = nbformat.read(proc / nb_rel, as_version=4)
     fm = split_frontmatter(nb)
     apply_cell_options(nb)
+    quarto_cells_to_html(nb)
     nfig = render_plotly_outputs(nb)
     nb.metadata.pop("widgets", None)  # ipywidgets need a live kernel; the static page would only fetch their manager from a CDN
     title = str(fm.get("title") or titles.get(nb_rel) or nb_rel)

@@ -215,6 +215,9 @@ class TestPage:
         p.page.wait_for_timeout(200)
         assert not p.errors, "JavaScript errors:\n" + "\n".join(p.errors)
         assert not p.failed, "failed local requests:\n" + "\n".join(p.failed)
+        text = p.page.inner_text("body")
+        raw = [l.strip() for l in text.splitlines() if "{target=" in l or l.strip().startswith(":::")]
+        assert not raw, "raw Quarto markup shown on the page:\n" + "\n".join(raw[:5])
 
     def test_figures_draw(self, page):
         p, n0 = page, len(page.errors)  # only errors from this check
@@ -282,3 +285,13 @@ class TestPage:
                 return ({_STATE_JS})(gd) !== {json.dumps(before)}; }}""", timeout=5000)
             assert gd.evaluate("gd => gd._fullData.filter(t => t.visible === true).length") >= 1
         assert not p.errors[n0:], "JavaScript errors:\n" + "\n".join(p.errors[n0:])
+
+
+def test_quarto_markup_becomes_html():
+    "show_doc's attribute link and fenced divs are rewritten, other markdown is left as it is."
+    md = ('[source](https://x.org/a.py#L3){target="_blank" style="float:right; font-size:smaller"}\n\n'
+          '::: {.callout-note}\nA note.\n:::\n\nplain [link](b.ipynb) and `{code}`')
+    h = build_docs.quarto_to_html(md)
+    assert '<a href="https://x.org/a.py#L3" target="_blank" style="float:right; font-size:smaller">source</a>' in h
+    assert "{target=" not in h and ":::" not in h and '<div class="callout-note">' in h and "</div>" in h
+    assert "plain [link](b.ipynb) and `{code}`" in h
