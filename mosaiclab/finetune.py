@@ -14,7 +14,7 @@ from torch import nn, Tensor
 from .model import (MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertForSequenceClassification, MosaicBertModel,
                              from_pretrained, init_weights)
 from .datasets import list_datasets, load_task, load_tokenizer, task_info
-from .train import lr_multiplier
+from .train import autocast, lr_multiplier, resolve_precision
 
 # %% auto #0
 __all__ = ['METRICS', 'GLUE_TASKS', 'GLUE_SUITE', 'LAB_SUITE', 'FROM_MNLI', 'GLUE_RECIPE', 'GLUE_SEEDS', 'accuracy', 'binary_f1',
@@ -287,10 +287,6 @@ def tokenizer_for(model: nn.Module, name: str | None = None):
     return tok
 
 # %% ../nbs/mosaicbert/11_finetune.ipynb #861dd33c
-def _precision(p: str, device: torch.device) -> str:
-    from mosaiclab.train import resolve_precision
-    return resolve_precision(p, device)
-
 @torch.no_grad()
 def predict(model: nn.Module, examples: list, spec: TaskSpec, pad_id: int, batch_size: int = 64,
             device: str | torch.device = "cpu", precision: str = "fp32") -> np.ndarray:
@@ -300,7 +296,7 @@ def predict(model: nn.Module, examples: list, spec: TaskSpec, pad_id: int, batch
     for i in range(0, len(examples), batch_size):
         b = collate(examples[i:i + batch_size], pad_id, spec.is_regression)
         b = {k: v.to(device) for k, v in b.items() if k != "labels"}
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with autocast(precision, device):
             logits = model(**b).logits.float()
         outs.append(logits.squeeze(-1) if spec.is_regression else logits.argmax(-1))
     model.train(was)
@@ -334,7 +330,7 @@ def finetune(model: nn.Module,                     # a classifier (see load_for_
     tok = tokenizer if tokenizer is not None and not isinstance(tokenizer, str) else tokenizer_for(model, tokenizer)
     pad_id = tok.token_to_id("[PAD]")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    prec = _precision(cfg.precision, dev)
+    prec = resolve_precision(cfg.precision, dev)
     train = encode_examples(_subset(load_examples(spec, "train", glue_dir), cfg.max_train_samples), spec, tok, cfg.max_len)
     evals = {s: encode_examples(_subset(load_examples(spec, s, glue_dir), cfg.max_eval_samples), spec, tok, cfg.max_len)
              for s in spec.eval_splits}
@@ -368,7 +364,7 @@ def finetune(model: nn.Module,                     # a classifier (see load_for_
         for idx in torch.randperm(len(train), generator=g).split(cfg.batch_size):
             if step == total: break
             b = {k: v.to(dev) for k, v in collate([train[i] for i in idx], pad_id, spec.is_regression).items()}
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=prec == "bf16"):
+            with autocast(prec, dev):
                 loss = model(**b).loss
             if not math.isfinite(loss.item()):
                 raise RuntimeError(f"{spec.name}: the loss became {loss.item()} at step {step + 1}; lower the learning rate")

@@ -19,8 +19,8 @@ from .mlm import MLMCollator
 __all__ = ['PRESETS', 'RESUMABLE_CHANGES', 'KNOWN_PEAK_TFLOPS', 'TrainConfig', 'get_preset', 'lr_multiplier', 'make_optimizer',
            'CheckpointError', 'save_checkpoint', 'find_checkpoint', 'read_checkpoint', 'check_resumable',
            'per_sample_mlm_loss', 'Callback', 'TrainingDiverged', 'DistInfo', 'setup_distributed', 'peak_flops',
-           'cpu_has_fast_bf16', 'resolve_precision', 'evaluate', 'pretrain', 'read_metrics', 'report_figure',
-           'write_report']
+           'cpu_has_fast_bf16', 'resolve_precision', 'autocast', 'evaluate', 'pretrain', 'read_metrics',
+           'report_figure', 'write_report']
 
 # %% ../nbs/mosaicbert/09_pretraining.ipynb #ee02ff43
 @dataclass(frozen=True)
@@ -280,7 +280,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 # %% ../nbs/mosaicbert/09_pretraining.ipynb #f181bbfe
 from contextlib import nullcontext
 
-def _autocast(precision: str, device: torch.device):
+def autocast(precision: str, device: str | torch.device):
+    "The bf16 autocast context for a resolved `precision` (`resolve_precision`), a no-op for fp32; the trainer, evaluation and fine-tuning share it."
+    device = torch.device(device)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 def _scored(out: MLMOutput) -> tuple[Tensor, Tensor]:
@@ -298,7 +300,7 @@ def evaluate(model: nn.Module, samples: list, collator: MLMCollator, cfg: TrainC
     sums = torch.zeros(3, dtype=torch.float64, device=dist.device)   # loss x n, n scored, n correct
     for i in range(0, len(mine), cfg.micro_batch):
         batch = {k: v.to(dist.device) for k, v in collator(mine[i:i + cfg.micro_batch], cfg.eval_mlm_probability).items()}
-        with _autocast(precision, dist.device): out = model(**batch)
+        with autocast(precision, dist.device): out = model(**batch)
         n, correct = _scored(out)
         sums += torch.stack([out.loss.double() * n, n.double(), correct.double()])
     _all_reduce(sums, dist)
@@ -419,7 +421,7 @@ def pretrain(cfg: TrainConfig,
                 batch = {k: v.to(dist.device) for k, v in collator(chunk).items()}
                 last = m == n_micro - 1
                 with (wrapped.no_sync() if not last and hasattr(wrapped, "no_sync") else nullcontext()):
-                    with _autocast(precision, dist.device):
+                    with autocast(precision, dist.device):
                         out = wrapped(**batch)
                         loss = out.loss if loss_fn is None else loss_fn(out, batch, step)
                     (loss * len(chunk) / per_rank).backward()   # the rank's mean over its micro-batches
