@@ -110,3 +110,26 @@ def test_sltrain_mlm_swaps_encoder_linears_only():
     ids = torch.randint(5, 128, (2, 10)); labels = torch.full_like(ids, -100); labels[:, 3] = ids[:, 3]
     out = model(ids, labels=labels); out.loss.backward()
     assert torch.isfinite(out.loss) and model.bert.layers[0].ffn.up.sparse_values.grad is not None
+
+
+def test_encoder_linear_memory_counts_every_linear_like_layer():
+    "The library's count equals one made by listing the Linear classes by name, dense and swapped alike, and sees optimizer state."
+    import torch
+    from torch import nn
+    from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM
+    from mosaiclab.parameterisation.sltrain import SparsePlusLowRankLinear, sltrain_mlm, encoder_linear_memory
+    from mosaiclab.parameterisation.lowrank import LowRankLinear, ReLoRALinear, lowrank_mlm, relora_mlm
+    types = (nn.Linear, SparsePlusLowRankLinear, LowRankLinear, ReLoRALinear)
+    cfg = MosaicBertConfig(vocab_size=128, d_model=32, n_layers=2, n_heads=2, d_ff=64)
+    for build in (MosaicBertForMaskedLM, lambda c: lowrank_mlm(c, 4), lambda c: sltrain_mlm(c, 4, 0.05), lambda c: relora_mlm(c, 4)):
+        torch.manual_seed(0); m = build(cfg)
+        mods = [mod for n, mod in m.named_modules() if ".layers." in f".{n}" and isinstance(mod, types)]
+        want = sum(p.numel() for mod in mods for p in mod.parameters())
+        opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3)
+        ids = torch.randint(5, 128, (2, 16))
+        m(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss.backward(); opt.step()
+        got = encoder_linear_memory(m, opt)
+        assert got["linear_params"] == want > 0
+        trainable = sum(p.numel() for mod in mods for p in mod.parameters() if p.requires_grad)
+        assert got["linear_trainable"] == trainable
+        assert got["linear_optimizer_state_bytes"] == 2 * 4 * trainable + 4 * sum(1 for mod in mods for p in mod.parameters() if p.requires_grad)

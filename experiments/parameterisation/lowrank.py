@@ -15,21 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics, make_optimizer
 from mosaiclab.bench import hardware_info, git_commit
 from mosaiclab.model import MosaicBertForMaskedLM
-from mosaiclab.parameterisation.sltrain import SparsePlusLowRankLinear, sltrain_mlm, memory_report, tensor_bytes
+from mosaiclab.parameterisation.sltrain import SparsePlusLowRankLinear, sltrain_mlm, memory_report, encoder_linear_memory
 from mosaiclab.parameterisation.lowrank import LowRankLinear, ReLoRALinear, Restarts, lowrank_mlm, relora_mlm, galore_optimizer_fn
 
-LINEAR_TYPES = (nn.Linear, SparsePlusLowRankLinear, LowRankLinear, ReLoRALinear)
-
-def encoder_linear_memory(model, opt) -> dict:
-    "Parameters (all, and trainable) and optimizer-state bytes of the encoder's Linear layers only."
-    mods = [m for n, m in model.named_modules() if ".layers." in f".{n}" and isinstance(m, LINEAR_TYPES)]
-    params = [p for m in mods for p in m.parameters()]
-    def tensors(x):
-        if torch.is_tensor(x): yield x
-        elif isinstance(x, dict): yield from (t for v in x.values() for t in tensors(v))
-    state = [t for p in params for t in tensors(opt.state.get(p, {}))]
-    return {"linear_params": sum(p.numel() for p in params), "linear_trainable": sum(p.numel() for p in params if p.requires_grad),
-            "linear_optimizer_state_bytes": tensor_bytes(state), "linear_index_bytes": tensor_bytes(b for m in mods for b in m.buffers())}
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

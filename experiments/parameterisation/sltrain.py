@@ -15,18 +15,9 @@ from mosaiclab.train import TrainConfig, pretrain, read_metrics, make_optimizer
 from mosaiclab.bench import hardware_info, git_commit
 from mosaiclab.model import MosaicBertForMaskedLM
 from mosaiclab.parameterisation.linears import replace_linears
-from mosaiclab.parameterisation.sltrain import SparsePlusLowRankLinear, sltrain_mlm, matched_rank, memory_report, tensor_bytes
+from mosaiclab.parameterisation.sltrain import SparsePlusLowRankLinear, sltrain_mlm, matched_rank, memory_report, encoder_linear_memory
 from mosaiclab.parameterisation.lowrank import LowRankLinear
 
-LINEAR_TYPES = (nn.Linear, SparsePlusLowRankLinear, LowRankLinear)
-
-def encoder_linear_memory(model, opt) -> dict:
-    "Parameters and optimizer-state bytes of the encoder's (replaced) Linear layers only."
-    mods = [m for n, m in model.named_modules() if ".layers." in f".{n}" and isinstance(m, LINEAR_TYPES)]
-    params = [p for m in mods for p in m.parameters()]
-    state = [t for p in params for t in opt.state.get(p, {}).values() if torch.is_tensor(t)]
-    return {"linear_params": sum(p.numel() for p in params), "linear_optimizer_state_bytes": tensor_bytes(state),
-            "linear_index_bytes": tensor_bytes(b for m in mods for b in m.buffers())}
 
 @torch.no_grad()
 def spectra(model, layer: str) -> dict:

@@ -13,8 +13,8 @@ from .linears import replace_linears, encoder_linears
 from ..model import MosaicBertConfig, MosaicBertForMaskedLM
 
 # %% auto #0
-__all__ = ['SparsePlusLowRankLinear', 'tensor_bytes', 'optimizer_state_bytes', 'memory_report', 'sltrain_mlm', 'matched_rank',
-           'loss_figure', 'spectrum_figure']
+__all__ = ['SparsePlusLowRankLinear', 'tensor_bytes', 'optimizer_state_bytes', 'memory_report', 'encoder_linear_memory',
+           'sltrain_mlm', 'matched_rank', 'loss_figure', 'spectrum_figure']
 
 # %% ../../nbs/parameterisation/01_sltrain.ipynb #a0fbc955
 class SparsePlusLowRankLinear(nn.Module):
@@ -86,12 +86,7 @@ def tensor_bytes(tensors: Iterable[Tensor]) -> int:
 
 def optimizer_state_bytes(opt: torch.optim.Optimizer) -> int:
     "Bytes of every tensor an optimizer keeps in its state (moments, projections, ...), measured, not computed from a formula."
-    def tensors(x):
-        if torch.is_tensor(x): yield x
-        elif isinstance(x, dict): yield from (t for v in x.values() for t in tensors(v))
-        elif isinstance(x, (list, tuple)): yield from (t for v in x for t in tensors(v))
-        elif hasattr(x, "__dict__"): yield from tensors(vars(x))   # a projector object kept in the state
-    return tensor_bytes(t for s in opt.state.values() for t in tensors(s))
+    return tensor_bytes(t for s in opt.state.values() for t in _state_tensors(s))
 
 def memory_report(model: nn.Module, opt: torch.optim.Optimizer | None = None) -> dict:
     "Parameters, their bytes, trainable parameters, buffer bytes (e.g. sparse indices) and optimizer-state bytes of a model."
@@ -100,6 +95,23 @@ def memory_report(model: nn.Module, opt: torch.optim.Optimizer | None = None) ->
             "trainable_params": sum(p.numel() for p in params if p.requires_grad),
             "buffer_bytes": tensor_bytes(b for b in model.buffers()),
             "optimizer_state_bytes": optimizer_state_bytes(opt) if opt is not None else None}
+
+def _state_tensors(x):
+    if torch.is_tensor(x): yield x
+    elif isinstance(x, dict): yield from (t for v in x.values() for t in _state_tensors(v))
+    elif isinstance(x, (list, tuple)): yield from (t for v in x for t in _state_tensors(v))
+    elif hasattr(x, "__dict__"): yield from _state_tensors(vars(x))
+
+def encoder_linear_memory(model: nn.Module, opt: torch.optim.Optimizer | None = None) -> dict:
+    "Parameters (all and trainable), optimizer-state bytes and index-buffer bytes of the encoder layers' Linear-like modules only (dense or swapped)."
+    # a Linear-like module: a leaf inside an encoder layer that holds parameters and is not a LayerNorm, so every
+    # Part II layer counts without this module having to know their classes
+    mods = [m for n, m in model.named_modules() if ".layers." in f".{n}" and not isinstance(m, nn.LayerNorm)
+            and not any(True for _ in m.children()) and any(True for _ in m.parameters(recurse=False))]
+    params = [p for m in mods for p in m.parameters()]
+    state = [t for p in params for t in _state_tensors(opt.state.get(p, {}))] if opt is not None else []
+    return {"linear_params": sum(p.numel() for p in params), "linear_trainable": sum(p.numel() for p in params if p.requires_grad),
+            "linear_optimizer_state_bytes": tensor_bytes(state), "linear_index_bytes": tensor_bytes(b for m in mods for b in m.buffers())}
 
 # %% ../../nbs/parameterisation/01_sltrain.ipynb #9b945765
 def sltrain_mlm(cfg: MosaicBertConfig,
