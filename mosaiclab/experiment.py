@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['mean_std', 'fmt_mean_std', 'repo_root', 'load_results']
+__all__ = ['mean_std', 'fmt_mean_std', 'repo_root', 'load_results', 'experiment_parser', 'lab_overrides', 'DirtyTree',
+           'provenance', 'write_results']
 
 # %% ../nbs/library/05_experiment.ipynb #7ff50017
 def mean_std(xs: Sequence[float],  # one value per seed (None values are dropped)
@@ -51,3 +52,58 @@ def load_results(path: str | Path,            # e.g. "parameterisation/sltrain" 
     if p.is_dir(): p = p / "results.json"
     if not p.exists(): raise FileNotFoundError(f"{p} does not exist: run the experiment script that writes it (see the chapter)")
     return json.loads(p.read_text())
+
+# %% ../nbs/library/05_experiment.ipynb #2bec1cf9
+import argparse, datetime, shlex, sys, time
+from .bench import git_commit, hardware_info
+
+def experiment_parser(doc: str,                        # the script's docstring: first line = description, rest = epilog
+                      seeds: Sequence[int] = (0,),     # default seeds
+                      out: str | Path | None = None,   # default results folder
+                      ) -> argparse.ArgumentParser:
+    "The flags every experiment script shares: `--seeds`, `--quick`, `--out`, `--threads`, `--allow-dirty`."
+    lines = doc.strip().splitlines()
+    ap = argparse.ArgumentParser(description=lines[0], epilog="\n".join(lines[1:]), formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(seeds), help=f"seeds (default: {' '.join(map(str, seeds))})")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: a few steps and one seed, written to --out (a temporary folder is wise)")
+    ap.add_argument("--out", default=None if out is None else str(out), help=f"results folder (default: {out})")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: runs queue one at a time on a shared 2-core machine)")
+    ap.add_argument("--allow-dirty", action="store_true", help="run from a tree with uncommitted changes; the results say so")
+    return ap
+
+def lab_overrides(d_model: int = 64, n_layers: int = 2, n_heads: int = 2, seq_len: int = 64, batch: int = 16,
+                  steps: int = 150, lr: float = 2e-3, evals: int = 6, eval_samples: int = 64, **extra) -> dict:
+    "`TrainConfig.with_overrides` keys for a lab-size run: a small fp32 MosaicBERT, no checkpoints, `evals` evaluations."
+    return {"model.d_model": d_model, "model.n_layers": n_layers, "model.n_heads": n_heads, "model.d_ff": 2 * d_model,
+            "data.seq_len": seq_len, "global_batch": batch, "micro_batch": batch, "max_steps": steps,
+            "eval_every": max(1, steps // evals), "eval_samples": eval_samples, "checkpoint_every": 0, "max_minutes": None,
+            "log_every": 10, "precision": "fp32", "lr": lr, **extra}
+
+# %% ../nbs/library/05_experiment.ipynb #945f05d5
+class DirtyTree(RuntimeError):
+    "An experiment was started from a checkout with uncommitted changes."
+
+def provenance(root: str | Path | None = None,   # the checkout (default: the one holding this package)
+               allow_dirty: bool = False,          # run anyway from a dirty tree, and say so
+               device: str = "cpu",                # hardware to describe
+               ) -> dict:
+    "Machine-filled provenance for a results file: command, commit, dirty, hardware (with torch's version), start time."
+    git = git_commit(root)
+    if git["dirty"] and not allow_dirty:
+        raise DirtyTree(f"the checkout at {root or 'this package'} has uncommitted changes (commit {git['commit']}): commit first, "
+                        "or pass --allow-dirty to run anyway (the results file will say dirty: true)")
+    argv = list(getattr(sys, "orig_argv", sys.argv))
+    if argv: argv[0] = Path(argv[0]).name
+    return {"command": shlex.join(argv), "commit": git["commit"], "dirty": git["dirty"], "hardware": hardware_info(device),
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "_t0": time.time()}
+
+def write_results(out: str | Path,     # results folder; `results.json` is written inside
+                  experiment: str,     # the experiment's name
+                  prov: dict,          # from `provenance`, taken when the run started
+                  **data) -> Path:
+    "Write `out/results.json`: the experiment's data after its provenance and wall time, which nobody types by hand."
+    prov = dict(prov); t0 = prov.pop("_t0", None)
+    rec = {"experiment": experiment, **prov, "wall_seconds": None if t0 is None else time.time() - t0, **data}
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(rec, indent=1) + "\n")
+    return out / "results.json"

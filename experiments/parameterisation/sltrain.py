@@ -6,13 +6,13 @@ the last two at a matched parameter count, and measure validation MLM loss, para
 
 The chapter nbs/parameterisation/01_sltrain.ipynb plots results/parameterisation/sltrain/results.json.
 """
-import argparse, json, shutil, statistics, sys, time
+import shutil, time
 from pathlib import Path
 import torch
 from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics, make_optimizer
-from mosaiclab.bench import hardware_info, git_commit
+from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, write_results
 from mosaiclab.model import MosaicBertForMaskedLM
 from mosaiclab.parameterisation.linears import replace_linears
 from mosaiclab.parameterisation.sltrain import SparsePlusLowRankLinear, sltrain_mlm, matched_rank, memory_report, encoder_linear_memory
@@ -29,8 +29,7 @@ def spectra(model, layer: str) -> dict:
     return {"W": sv(m.weight)}
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap = experiment_parser(__doc__, seeds=(0, 1), out=ROOT / "results" / "parameterisation" / "sltrain")
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--batch", type=int, default=16)
@@ -38,15 +37,13 @@ def main():
     ap.add_argument("--density", type=float, default=0.05)
     ap.add_argument("--alpha", type=float, default=32.0)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--out", default=str(ROOT / "results" / "parameterisation" / "sltrain"))
     a = ap.parse_args()
-    torch.set_num_threads(1)
+    if a.quick: a.steps, a.seeds = 4, a.seeds[:1]
+    prov = provenance(ROOT, allow_dirty=a.allow_dirty)
+    torch.set_num_threads(a.threads)
     out = Path(a.out); work = out / "runs"
     if work.exists(): shutil.rmtree(work)
-    over = {"model.d_model": a.d_model, "model.n_layers": 2, "model.n_heads": 2, "model.d_ff": 2 * a.d_model, "data.seq_len": 64,
-            "global_batch": a.batch, "micro_batch": a.batch,
-            "max_steps": a.steps, "eval_every": max(1, a.steps // 6), "eval_samples": 64, "checkpoint_every": 0,
-            "max_minutes": None, "log_every": 10, "precision": "fp32", "lr": a.lr}
+    over = lab_overrides(d_model=a.d_model, batch=a.batch, steps=a.steps, lr=a.lr)
     r, d, alpha, D = a.rank, a.density, a.alpha, a.d_model
     def lowrank_mlm(c):
         m = MosaicBertForMaskedLM(c)
@@ -76,15 +73,13 @@ def main():
     agg = {}
     for name in methods:
         ls = [x["summary"]["eval_loss"] for x in runs if x["method"] == name]
-        agg[name] = {"eval_loss_mean": statistics.mean(ls), "eval_loss_std": statistics.stdev(ls) if len(ls) > 1 else 0.0, "n": len(ls)}
-    result = {"experiment": "sltrain", "command": " ".join(["python", "experiments/parameterisation/sltrain.py"] + sys.argv[1:]),
-              "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0,
-              "config": {"train_overrides": over, "rank": r, "density": d, "alpha": alpha, "seeds": a.seeds,
+        m, sd, n = mean_std(ls)
+        agg[name] = {"eval_loss_mean": m, "eval_loss_std": sd, "n": n}
+    write_results(out, "sltrain", prov,
+              config={"train_overrides": over, "rank": r, "density": d, "alpha": alpha, "seeds": a.seeds,
                          "low_rank_ranks": {"qkv": matched_rank(D, 3 * D, r, d), "attn.out": matched_rank(D, D, r, d),
                                             "ffn.up": matched_rank(D, 4 * D, r, d), "ffn.down": matched_rank(2 * D, D, r, d)}},
-              "summary": agg, "runs": runs}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+              summary=agg, runs=runs)
     shutil.rmtree(work)
     for k, v in agg.items(): print(f"{k}: {v['eval_loss_mean']:.4f} +- {v['eval_loss_std']:.4f} (n={v['n']})")
 
