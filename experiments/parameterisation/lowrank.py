@@ -7,21 +7,20 @@ measured memory (parameters, optimizer state) of every method.
 
 The chapter nbs/parameterisation/02_lowrank.ipynb plots results/parameterisation/lowrank/results.json.
 """
-import argparse, json, shutil, statistics, sys, time
+import shutil, time
 from pathlib import Path
 import torch
 from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics, make_optimizer
-from mosaiclab.bench import hardware_info, git_commit
+from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, write_results
 from mosaiclab.model import MosaicBertForMaskedLM
 from mosaiclab.parameterisation.sltrain import SparsePlusLowRankLinear, sltrain_mlm, memory_report, encoder_linear_memory
 from mosaiclab.parameterisation.lowrank import LowRankLinear, ReLoRALinear, Restarts, lowrank_mlm, relora_mlm, galore_optimizer_fn
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap = experiment_parser(__doc__, seeds=(0,), out=ROOT / "results" / "parameterisation" / "lowrank")
     ap.add_argument("--methods", nargs="+", default=None, help="a subset of the methods, names without spaces (default: all)")
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--d-model", type=int, default=64)
@@ -30,15 +29,13 @@ def main():
     ap.add_argument("--every", type=int, default=50, help="steps between restarts / GaLore subspace updates")
     ap.add_argument("--density", type=float, default=0.05, help="SLTrain's sparse density")
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--out", default=str(ROOT / "results" / "parameterisation" / "lowrank"))
     a = ap.parse_args()
-    torch.set_num_threads(1)
+    if a.quick: a.steps, a.seeds, a.every = 4, a.seeds[:1], 2
+    prov = provenance(ROOT, allow_dirty=a.allow_dirty)
+    torch.set_num_threads(a.threads)
     out = Path(a.out); work = out / "runs"
     if work.exists(): shutil.rmtree(work)
-    over = {"model.d_model": a.d_model, "model.n_layers": 2, "model.n_heads": 2, "model.d_ff": 2 * a.d_model, "data.seq_len": 64,
-            "global_batch": a.batch, "micro_batch": a.batch,
-            "max_steps": a.steps, "eval_every": max(1, a.steps // 6), "eval_samples": 64, "checkpoint_every": 0,
-            "max_minutes": None, "log_every": 10, "precision": "fp32", "lr": a.lr}
+    over = lab_overrides(d_model=a.d_model, batch=a.batch, steps=a.steps, lr=a.lr)
     r, T = a.rank, a.every
     # name -> (model_fn, restarts or None, optimizer_fn or None)
     methods = {
@@ -84,14 +81,12 @@ def main():
     agg = {}
     for name in methods:
         ls = [x["summary"]["eval_loss"] for x in runs if x["method"] == name]
-        agg[name] = {"eval_loss_mean": statistics.mean(ls), "eval_loss_std": statistics.stdev(ls) if len(ls) > 1 else 0.0, "n": len(ls)}
-    result = {"experiment": "lowrank", "command": " ".join(["python", "experiments/parameterisation/lowrank.py"] + sys.argv[1:]),
-              "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0,
-              "config": {"train_overrides": over, "rank": r, "every": T, "recovery": 10, "density": a.density, "seeds": a.seeds,
+        m, sd, n = mean_std(ls)
+        agg[name] = {"eval_loss_mean": m, "eval_loss_std": sd, "n": n}
+    write_results(out, "lowrank", prov,
+              config={"train_overrides": over, "rank": r, "every": T, "recovery": 10, "density": a.density, "seeds": a.seeds,
                          "galore_scale": 1.0},
-              "summary": agg, "runs": runs}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+              summary=agg, runs=runs)
     shutil.rmtree(work)
     for k, v in agg.items(): print(f"{k}: {v['eval_loss_mean']:.4f} +- {v['eval_loss_std']:.4f} (n={v['n']})")
 
