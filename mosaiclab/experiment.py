@@ -54,8 +54,8 @@ def load_results(path: str | Path,            # e.g. "parameterisation/sltrain" 
     return json.loads(p.read_text())
 
 # %% ../nbs/library/05_experiment.ipynb #2bec1cf9
-import argparse, datetime, shlex, sys, time
-from .bench import git_commit, hardware_info
+import argparse, time
+from .bench import git_commit, hardware_info, _command, _now
 
 def experiment_parser(doc: str,                        # the script's docstring: first line = description, rest = epilog
                       seeds: Sequence[int] = (0,),     # default seeds
@@ -92,10 +92,9 @@ def provenance(root: str | Path | None = None,   # the checkout (default: the on
     if git["dirty"] and not allow_dirty:
         raise DirtyTree(f"the checkout at {root or 'this package'} has uncommitted changes (commit {git['commit']}): commit first, "
                         "or pass --allow-dirty to run anyway (the results file will say dirty: true)")
-    argv = list(getattr(sys, "orig_argv", sys.argv))
-    if argv: argv[0] = Path(argv[0]).name
-    return {"command": shlex.join(argv), "commit": git["commit"], "dirty": git["dirty"], "hardware": hardware_info(device),
-            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "_t0": time.time()}
+    # the command line and the time as the benchmark records them (bench._command, bench._now)
+    return {"command": _command(), "commit": git["commit"], "dirty": git["dirty"], "hardware": hardware_info(device),
+            "started": _now(), "_t0": time.time()}
 
 def write_results(out: str | Path,     # results folder; `results.json` is written inside
                   experiment: str,     # the experiment's name

@@ -55,7 +55,7 @@ def main():
         unknown = set(a.methods) - {key(k) for k in methods}
         if unknown: ap.error(f"unknown method(s) {sorted(unknown)}; known: {[key(k) for k in methods]}")
         methods = {k: v for k, v in methods.items() if key(k) in a.methods}
-    runs, t0 = [], time.time()
+    runs = []
     for seed in a.seeds:
         for name, (build, restarts, opt_fn) in methods.items():
             cfg = TrainConfig.lab().with_overrides({**over, "seed": seed})

@@ -50,7 +50,7 @@ def main():
         replace_linears(m, lambda n, lin: LowRankLinear.like(lin, matched_rank(lin.in_features, lin.out_features, r, d), alpha))
         return m
     methods = {"full": MosaicBertForMaskedLM, "low-rank": lowrank_mlm, "sltrain": lambda c: sltrain_mlm(c, r, d, alpha)}
-    runs, t0 = [], time.time()
+    runs = []
     for seed in a.seeds:
         for name, build in methods.items():
             cfg = TrainConfig.lab().with_overrides({**over, "seed": seed})
