@@ -13,13 +13,14 @@ from torch import nn, Tensor
 import mosaiclab
 from .datasets import load_corpus, load_tokenizer
 from .mlm import MLMCollator
+from .data import length_stats   # one length summary for the data chapter and the benchmark
 from .model import MosaicBertConfig, MosaicBertForMaskedLM, flops_per_token, n_params
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'ABLATIONS', 'corpus_samples', 'length_stats', 'make_batches', 'batch_stats', 'make_optimizer',
-           'train_step', 'Contender', 'measure', 'peak_matmul_flops', 'hardware_info', 'git_commit', 'hf_bert_mlm',
-           'load_original', 'slow_bf16_reason', 'run_throughput', 'print_throughput', 'throughput_figure',
-           'load_results', 'run_ablation', 'print_ablation', 'ablation_figure', 'add_bench_parser', 'bench_main']
+__all__ = ['PRECISIONS', 'ABLATIONS', 'corpus_samples', 'make_batches', 'batch_stats', 'make_optimizer', 'train_step',
+           'Contender', 'measure', 'peak_matmul_flops', 'hardware_info', 'git_commit', 'hf_bert_mlm', 'load_original',
+           'slow_bf16_reason', 'run_throughput', 'print_throughput', 'throughput_figure', 'run_ablation',
+           'print_ablation', 'ablation_figure', 'add_bench_parser', 'bench_main']
 
 # %% ../nbs/mosaicbert/10_throughput.ipynb #edee8c2a
 def corpus_samples(
@@ -34,12 +35,6 @@ def corpus_samples(
     s = data_samples(DataConfig(tokenizer=tokenizer, seq_len=seq_len, group="truncate", min_tokens=2), split)
     return [s[i] for i in range(len(s) if limit is None else min(limit, len(s)))]
 
-def length_stats(samples: Sequence[Sequence[int]], seq_len: int) -> dict:
-    "Count, mean and quantiles of the sample lengths, and the fraction that fill all `seq_len` positions."
-    L = sorted(len(s) for s in samples)
-    q = lambda p: L[min(len(L) - 1, int(p * len(L)))]
-    return {"n_samples": len(L), "seq_len": seq_len, "mean": sum(L) / len(L), "min": L[0], "p10": q(0.1),
-            "median": q(0.5), "p90": q(0.9), "full_fraction": sum(n == seq_len for n in L) / len(L)}
 
 # %% ../nbs/mosaicbert/10_throughput.ipynb #505f67f7
 def make_batches(
@@ -417,8 +412,9 @@ def _header(result: dict) -> list[str]:
     return [f"d_model {s['d_model']}, {s['n_layers']} layers, {s['n_heads']} heads, d_ff {s['d_ff']}, vocab {result['config']['vocab_size']} "
             f"({s['tokenizer']}); batch {s['batch_size']} x {s['seq_len']}, {s['mlm_probability']:.0%} masking, "
             f"{s['warmup']} warm-up + {s['repeats']} interleaved rounds of {s['steps']} steps",
-            f"lengths from the {L['split']} split: {c['n_samples']} documents, {c['full_fraction']:.1%} full-length "
-            f"(median {c['median']}); batches: {b['padding_fraction']:.1%} padding, {b['mlm_fraction']:.1%} of real tokens masked",
+            # results written before bench used data.length_stats call the count n_samples and the median median
+            f"lengths from the {L['split']} split: {c.get('n', c.get('n_samples'))} documents, {c['full_fraction']:.1%} full-length "
+            f"(median {c.get('p50', c.get('median')):.0f}); batches: {b['padding_fraction']:.1%} padding, {b['mlm_fraction']:.1%} of real tokens masked",
             f"{hw['cpu']} ({', '.join(hw['cpu_flags'])}), {hw['threads']} threads, load {hw['load_average']}, torch {hw['torch']}, "
             f"transformers {hw['transformers']}" + (f", GPU {hw['gpu']}" if hw.get("gpu") else ""),
             "peak (" + result["peak_source"] + "): " + ", ".join(f"{p} {_flops(v)}" for p, v in result["peak_flops"].items())]
@@ -460,17 +456,6 @@ def throughput_figure(result: dict):
     return dropdown_figure(opts, title=f"Training throughput ({{label}}), batch {s['batch_size']} x {s['seq_len']}, "
                                        f"{result['hardware']['threads']} threads", yaxis="real tokens / s (median of rounds)",
                            layout=dict(height=460, showlegend=False))
-
-# %% ../nbs/mosaicbert/10_throughput.ipynb #a6a81257
-def load_results(name: str,                 # file name, e.g. "cpu.json"
-                 folder: str = "throughput",  # under results/
-                 ) -> dict:
-    "A committed results file `results/<folder>/<name>`, looked for above the working directory and above the package."
-    for start in (Path.cwd(), Path(mosaiclab.__file__).resolve().parent):
-        for d in (start, *start.parents):
-            p = d / "results" / folder / name
-            if p.is_file(): return json.loads(p.read_text())
-    raise FileNotFoundError(f"results/{folder}/{name} not found above {Path.cwd()}: run the command in results/{folder}/README.md")
 
 # %% ../nbs/mosaicbert/10_throughput.ipynb #d28fc6ea
 ABLATIONS: dict[str, dict] = {  # row label -> the config change from all switches on

@@ -393,7 +393,8 @@ def length_stats(x,                          # a finite PretrainingStream, Sampl
     p = np.percentile(lengths, [10, 50, 90, 99])
     return dict(n=len(lengths), mean=float(lengths.mean()), min=int(lengths.min()), p10=float(p[0]), p50=float(p[1]),
                 p90=float(p[2]), p99=float(p[3]), max=int(lengths.max()), seq_len=seq_len,
-                padding_fraction=float(1 - lengths.sum() / (len(lengths) * seq_len)))
+                padding_fraction=float(1 - lengths.sum() / (len(lengths) * seq_len)),
+                full_fraction=float((lengths == seq_len).mean()))   # samples that fill every position (truncated documents)
 
 # %% ../nbs/mosaicbert/08_data.ipynb #d4a3a015
 def lengths_figure(source: str = "bundled", tokenizer: str = "lab-wordpiece-8192", split: str = "train",

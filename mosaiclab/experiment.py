@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['mean_std', 'fmt_mean_std', 'repo_root', 'load_results', 'experiment_parser', 'lab_overrides', 'DirtyTree',
-           'provenance', 'write_results']
+__all__ = ['mean_std', 'mean_std_curve', 'interp', 'fmt_mean_std', 'repo_root', 'load_results', 'experiment_parser',
+           'lab_overrides', 'DirtyTree', 'provenance', 'write_results', 'commit_of', 'run_line']
 
 # %% ../nbs/library/05_experiment.ipynb #7ff50017
 def mean_std(xs: Sequence[float],  # one value per seed (None values are dropped)
@@ -19,6 +19,21 @@ def mean_std(xs: Sequence[float],  # one value per seed (None values are dropped
     xs = [float(x) for x in xs if x is not None]
     if not xs: raise ValueError("mean_std of no values")
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0), len(xs)
+
+def mean_std_curve(curves: Sequence[Sequence[float]],  # one curve per seed, all the same length (e.g. eval loss per eval)
+                   ) -> tuple[list[float], list[float]]:
+    "Pointwise mean and sample standard deviation over seeds of equally long curves, for a band around a mean curve."
+    if not curves: raise ValueError("mean_std_curve of no curves")
+    if len({len(c) for c in curves}) != 1: raise ValueError(f"curves of different lengths {sorted({len(c) for c in curves})}: align them first")
+    stats = [mean_std(col) for col in zip(*curves)]
+    return [m for m, _, _ in stats], [s for _, s, _ in stats]
+
+def interp(x: float, xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    "The curve (xs, ys) linearly interpolated at `x` (xs need not be sorted); None outside its range, to compare curves where both exist."
+    pts = sorted(zip(xs, ys))
+    if not pts or x < pts[0][0] or x > pts[-1][0]: return None
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[-1:]):
+        if x0 <= x <= x1: return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 # %% ../nbs/library/05_experiment.ipynb #f48142af
 def fmt_mean_std(xs: Sequence[float] | tuple[float, float, int],  # values per seed, or a (mean, std, n) triple
@@ -35,11 +50,14 @@ def fmt_mean_std(xs: Sequence[float] | tuple[float, float, int],  # values per s
 
 # %% ../nbs/library/05_experiment.ipynb #a2fddd4a
 def repo_root(start: str | Path | None = None) -> Path:
-    "The checkout holding `start` (default: the working directory): the first parent with `settings.ini` and `results/`."
-    here = Path(start or Path.cwd()).resolve()
-    for p in (here, *here.parents):
-        if (p / "settings.ini").exists() and (p / "results").is_dir(): return p
-    raise FileNotFoundError(f"no mosaiclab checkout (settings.ini and results/) above {here}: committed results live in the repository, not in the installed package")
+    "The checkout holding `start` (default: the working directory, else the editable package): the first parent with `settings.ini` and `results/`."
+    import mosaiclab
+    starts = [Path(start)] if start else [Path.cwd(), Path(mosaiclab.__file__).parent]
+    for here in starts:
+        for p in (here.resolve(), *here.resolve().parents):
+            if (p / "settings.ini").exists() and (p / "results").is_dir(): return p
+    raise FileNotFoundError(f"no mosaiclab checkout (settings.ini and results/) above {starts[0].resolve()}: "
+                            "committed results live in the repository, not in the installed package")
 
 def load_results(path: str | Path,            # e.g. "parameterisation/sltrain" or "results/pareto/results.json"
                  root: str | Path | None = None,  # the checkout (default: found from the working directory)
@@ -62,8 +80,9 @@ def experiment_parser(doc: str,                        # the script's docstring:
                       out: str | Path | None = None,   # default results folder
                       ) -> argparse.ArgumentParser:
     "The flags every experiment script shares: `--seeds`, `--quick`, `--out`, `--threads`, `--allow-dirty`."
-    lines = doc.strip().splitlines()
-    ap = argparse.ArgumentParser(description=lines[0], epilog="\n".join(lines[1:]), formatter_class=argparse.RawDescriptionHelpFormatter)
+    # the first paragraph (wrapped over several lines) describes; the rest (commands to rerun) is the epilog
+    first, _, rest = doc.strip().partition("\n\n")
+    ap = argparse.ArgumentParser(description=" ".join(first.split()), epilog=rest, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=list(seeds), help=f"seeds (default: {' '.join(map(str, seeds))})")
     ap.add_argument("--quick", action="store_true", help="a smoke run: a few steps and one seed, written to --out (a temporary folder is wise)")
     ap.add_argument("--out", default=None if out is None else str(out), help=f"results folder (default: {out})")
@@ -96,13 +115,39 @@ def provenance(root: str | Path | None = None,   # the checkout (default: the on
     return {"command": _command(), "commit": git["commit"], "dirty": git["dirty"], "hardware": hardware_info(device),
             "started": _now(), "_t0": time.time()}
 
-def write_results(out: str | Path,     # results folder; `results.json` is written inside
+def write_results(out: str | Path,     # results folder
                   experiment: str,     # the experiment's name
                   prov: dict,          # from `provenance`, taken when the run started
+                  filename: str = "results.json",  # the file inside `out`
                   **data) -> Path:
-    "Write `out/results.json`: the experiment's data after its provenance and wall time, which nobody types by hand."
+    "Write `out/filename`: the experiment's data after its provenance and wall time, which nobody types by hand."
     prov = dict(prov); t0 = prov.pop("_t0", None)
+    clash = sorted(set(data) & {"experiment", *prov, "wall_seconds"})
+    if clash: raise ValueError(f"data keys {clash} would overwrite the machine-filled provenance: rename them")
     rec = {"experiment": experiment, **prov, "wall_seconds": None if t0 is None else time.time() - t0, **data}
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(rec, indent=1) + "\n")
-    return out / "results.json"
+    (out / filename).write_text(json.dumps(_json_safe(rec), indent=1, allow_nan=False) + "\n")
+    return out / filename
+
+def _json_safe(x):
+    # NaN/inf (e.g. a metric with nothing to average) would make the file invalid JSON for other readers: store null
+    if isinstance(x, float) and not math.isfinite(x): return None
+    if isinstance(x, dict): return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [_json_safe(v) for v in x]
+    return x
+
+def commit_of(res: dict) -> tuple[str | None, bool | None]:
+    "The (commit, dirty) a results file records; files written before the harness nest them as `commit: {commit, dirty}`."
+    c, dirty = res.get("commit"), res.get("dirty")
+    if isinstance(c, dict): c, dirty = c.get("commit"), c.get("dirty", dirty)
+    return c, dirty
+
+def run_line(res: dict) -> str:
+    "One line of a results file's provenance for a chapter: commit, dirty, hardware, threads, torch, wall time."
+    c, dirty = commit_of(res)
+    hw = res.get("hardware") or {}
+    wall = res.get("wall_seconds")
+    bits = [f"commit {c[:10] if c else '?'}" + (" (uncommitted changes)" if dirty else ""),
+            f"{hw.get('cpu', '?')}, {hw.get('threads', '?')} threads, torch {hw.get('torch', '?')}",
+            f"{wall / 60:.1f} min" if wall is not None else "wall time not recorded"]
+    return " | ".join(bits)

@@ -16,7 +16,8 @@ from .mlm import MLMCollator, mask_stats, masking_figure
 from .padding import Unpadded, padding_figure
 from .model import MosaicBertConfig, flops_per_token
 from .train import TrainConfig, lr_multiplier
-from .bench import ABLATIONS, load_results
+from .bench import ABLATIONS
+from .experiment import load_results
 
 # %% auto #0
 __all__ = ['EXAMPLE_SENTENCES', 'grid_figure', 'attention_reach', 'alibi_widget', 'alibi_explorer', 'masking_explorer',
@@ -456,7 +457,7 @@ def throughput_explorer(static: bool = True,  # False: the live ipywidgets versi
     if not static: return throughput_widget()
     groups, titles, top = {}, {}, 0.0
     for name, file in files.items():
-        res = load_results(file)
+        res = load_results(f"throughput/{file}")
         top = max(top, *(r["tokens_per_s"]["median"] for r in res["rows"]))
         f0 = res["lengths"]["batches"]["padding_fraction"]
         steps = {f"{f0:.1%} (measured)": f0, **{f"{f:.0%}": f for f in paddings}}
@@ -500,7 +501,7 @@ def combination_throughput(result: dict,            # ablation_cpu.json
 def throughput_widget(file: str = "ablation_cpu.json", padding: float | None = None):
     "Live throughput explorer: padding fraction and MosaicBERT's switches against the measured tokens/s."
     import ipywidgets as W
-    res = load_results(file)
+    res = load_results(f"throughput/{file}")
     f0 = res["lengths"]["batches"]["padding_fraction"]
     fig = _figure_widget()
     fig.update_layout(template=TEMPLATE, height=300, xaxis_title="real tokens / s", margin=dict(l=200), showlegend=False)

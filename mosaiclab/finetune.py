@@ -14,7 +14,8 @@ from torch import nn, Tensor
 from .model import (MosaicBertConfig, MosaicBertForMaskedLM, MosaicBertForSequenceClassification, MosaicBertModel,
                              from_pretrained, init_weights)
 from .datasets import list_datasets, load_task, load_tokenizer, task_info
-from .train import autocast, lr_multiplier, resolve_precision
+from .train import autocast, decoupled_adamw, resolve_precision
+from .experiment import mean_std
 
 # %% auto #0
 __all__ = ['METRICS', 'GLUE_TASKS', 'GLUE_SUITE', 'LAB_SUITE', 'FROM_MNLI', 'GLUE_RECIPE', 'GLUE_SEEDS', 'accuracy', 'binary_f1',
@@ -341,10 +342,9 @@ def finetune(model: nn.Module,                     # a classifier (see load_for_
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = max(1, round(cfg.epochs * steps_per_epoch))
     warmup = round(cfg.warmup_frac * total)
-    # decoupled weight decay as Composer's DecoupledAdamW (and our trainer): torch's AdamW multiplies wd by lr, so divide
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                            weight_decay=cfg.weight_decay / cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_multiplier(s, total, warmup, cfg.final_lr_frac))
+    # the trainer's decoupled AdamW and schedule, over this run's steps; frozen parameters stay out of the optimizer
+    opt, sched = decoupled_adamw([p for p in model.parameters() if p.requires_grad], cfg.lr, cfg.betas, cfg.eps, cfg.weight_decay,
+                                 total, warmup, cfg.final_lr_frac)
     g = torch.Generator().manual_seed(cfg.seed)
     bar = None
     if progress:
@@ -428,8 +428,8 @@ def summarize(runs: list[dict]) -> dict:
         for r in rs:
             for split, ms in r["metrics"].items():
                 for m, v in ms.items(): flat.setdefault(f"{split}/{m}" if len(r["metrics"]) > 1 else m, []).append(100 * v)
-        out[t] = {"score_mean": float(scores.mean()), "score_std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
-                  "n_seeds": len(rs), "seeds": [r["seed"] for r in rs],
+        m, sd, n = mean_std(scores)
+        out[t] = {"score_mean": m, "score_std": sd, "n_seeds": n, "seeds": [r["seed"] for r in rs],
                   "metrics_mean": {k: float(np.mean(v)) for k, v in flat.items()}}
     avg = float(np.mean([v["score_mean"] for v in out.values()])) if out else float("nan")
     return {"tasks": out, "average": avg}

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 from .viz import TEMPLATE
+from .experiment import mean_std
 
 # %% auto #0
 __all__ = ['METRICS', 'curve', 'time_to_quality', 'pareto_figure']
@@ -27,8 +28,8 @@ def curve(result: dict, model: str, metric: str = "eval_loss", clock: str = "cal
     rows = [[p for p in pts if p["budget_steps"] == b] for b in budgets]
     return {"budget": np.array(budgets),
             "time": np.array([np.mean([p[clock] for p in r]) for r in rows]),
-            "mean": np.array([np.mean([p[metric] for p in r]) for r in rows]),
-            "std": np.array([np.std([p[metric] for p in r], ddof=1) if len(r) > 1 else 0.0 for r in rows]),
+            "mean": np.array([mean_std([p[metric] for p in r])[0] for r in rows]),
+            "std": np.array([mean_std([p[metric] for p in r])[1] for r in rows]),
             "n": np.array([len(r) for r in rows])}
 
 def time_to_quality(result: dict, metric: str = "eval_loss", baseline: str = "BERT baseline", model: str = "MosaicBERT",

@@ -16,10 +16,10 @@ from .data import DataConfig, PretrainingStream, load_tokenizer_for
 from .mlm import MLMCollator
 
 # %% auto #0
-__all__ = ['PRESETS', 'RESUMABLE_CHANGES', 'KNOWN_PEAK_TFLOPS', 'TrainConfig', 'get_preset', 'lr_multiplier', 'make_optimizer',
-           'CheckpointError', 'save_checkpoint', 'find_checkpoint', 'read_checkpoint', 'check_resumable',
-           'per_sample_mlm_loss', 'Callback', 'TrainingDiverged', 'DistInfo', 'setup_distributed', 'peak_flops',
-           'cpu_has_fast_bf16', 'resolve_precision', 'autocast', 'evaluate', 'pretrain', 'read_metrics',
+__all__ = ['PRESETS', 'RESUMABLE_CHANGES', 'KNOWN_PEAK_TFLOPS', 'TrainConfig', 'get_preset', 'lr_multiplier', 'decoupled_adamw',
+           'make_optimizer', 'CheckpointError', 'save_checkpoint', 'find_checkpoint', 'read_checkpoint',
+           'check_resumable', 'per_sample_mlm_loss', 'Callback', 'TrainingDiverged', 'DistInfo', 'setup_distributed',
+           'peak_flops', 'cpu_has_fast_bf16', 'resolve_precision', 'autocast', 'evaluate', 'pretrain', 'read_metrics',
            'report_figure', 'write_report']
 
 # %% ../nbs/mosaicbert/09_pretraining.ipynb #ee02ff43
@@ -136,11 +136,29 @@ def lr_multiplier(step: int, max_steps: int, warmup_steps: int, final_frac: floa
     progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
     return 1.0 + (final_frac - 1.0) * min(1.0, progress)
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    "Decoupled AdamW (weight_decay / lr, so the decay is wd x schedule, as Composer) and the warmup/decay schedule."
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay / cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_multiplier(s, cfg.max_steps, cfg.warmup_steps, cfg.final_lr_frac))
-    return opt, sched
+def decoupled_adamw(params,                          # parameters or parameter groups
+                    lr: float, betas: tuple[float, float], eps: float,
+                    weight_decay: float,             # decoupled: the decay per step is weight_decay x schedule, not x lr
+                    max_steps: int, warmup_steps: int, final_lr_frac: float,
+                    optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW,  # any AdamW-like class (e.g. GaLoreAdamW)
+                    lr_factor: Callable[[int], float] | None = None,  # an extra per-step LR factor (e.g. re-warmup after restarts)
+                    **kwargs,                        # passed to `optimizer`
+                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    "The one AdamW-and-schedule builder every trainer here uses: Composer's decoupled weight decay and `lr_multiplier`."
+    # torch's AdamW multiplies weight_decay by lr; Composer's DecoupledAdamW does not, so divide it back out
+    opt = optimizer(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay / lr, **kwargs)
+    def mult(s: int) -> float:
+        m = lr_multiplier(s, max_steps, warmup_steps, final_lr_frac)
+        return m if lr_factor is None else m * lr_factor(s)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, mult)
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig,
+                   params=None,                      # parameter groups (default: all of `model`'s parameters)
+                   **kwargs,                         # `optimizer`, `lr_factor` and its kwargs, as `decoupled_adamw`
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    "Decoupled AdamW (weight_decay / lr, so the decay is wd x schedule, as Composer) and the warmup/decay schedule of `cfg`."
+    return decoupled_adamw(model.parameters() if params is None else params, cfg.lr, cfg.betas, cfg.eps, cfg.weight_decay,
+                           cfg.max_steps, cfg.warmup_steps, cfg.final_lr_frac, **kwargs)
 
 # %% ../nbs/mosaicbert/09_pretraining.ipynb #ce5989dc
 class CheckpointError(RuntimeError): "A checkpoint is missing, corrupted, or does not fit the run."

@@ -40,7 +40,7 @@ def test_quick_throughput_json_has_provenance(quick):
     assert saved["rows"] == json.loads(json.dumps(r["rows"]))
     for k in ("cpu", "threads", "torch", "transformers", "load_average"): assert k in saved["hardware"]
     assert "commit" in saved and "dirty" in saved and saved["command"] and saved["timestamp"]
-    assert saved["lengths"]["corpus"]["n_samples"] > 0 and 0 <= saved["lengths"]["corpus"]["full_fraction"] <= 1
+    assert saved["lengths"]["corpus"]["n"] > 0 and 0 <= saved["lengths"]["corpus"]["full_fraction"] <= 1
 
 
 def test_throughput_figure_has_a_dropdown_per_precision(quick):

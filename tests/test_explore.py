@@ -10,7 +10,7 @@ import torch
 
 from mosaiclab import explore as ex
 from mosaiclab.alibi import alibi_bias, alibi_slopes
-from mosaiclab.bench import load_results
+from mosaiclab.experiment import load_results
 from mosaiclab.padding import Unpadded
 from mosaiclab.train import lr_multiplier
 
@@ -105,7 +105,7 @@ def test_alibi_explorer_titles(static_figs):
 
 def test_throughput_first_step_is_measured(static_figs):
     fig = static_figs["throughput"]
-    abl = load_results("ablation_cpu.json")
+    abl = load_results("throughput/ablation_cpu.json")
     bars = [t for t, v in zip(fig.data, _steps(fig)[0].args[0]["visible"]) if v and t.type == "bar"][0]
     assert bars.x == pytest.approx([r["tokens_per_s"]["median"] for r in abl["rows"]][::-1])
 
@@ -207,7 +207,7 @@ def test_lr_curve_is_lr_multiplier():
 
 
 def test_projection_and_combinations():
-    abl = load_results("ablation_cpu.json")
+    abl = load_results("throughput/ablation_cpu.json")
     f0 = abl["lengths"]["batches"]["padding_fraction"]
     assert [r["projected"] for r in ex.projected_throughput(abl, f0)] == pytest.approx([r["tokens_per_s"]["median"] for r in abl["rows"]])
     p = {r["key"]: r for r in ex.projected_throughput(abl, 0.5)}

@@ -19,6 +19,7 @@ from torch import Tensor
 # %% ../../nbs/curation/01_reweighting.ipynb #40d90f0d
 from ..model import MLMOutput
 from ..train import per_sample_mlm_loss
+from ..experiment import mean_std, mean_std_curve
 
 # %% ../../nbs/curation/01_reweighting.ipynb #37fd172a
 def normalize_losses(losses: Tensor,          # (B,) per-sample losses
@@ -114,16 +115,12 @@ class SampleReweighter:
         return (w * losses).sum()
 
 # %% ../../nbs/curation/01_reweighting.ipynb #6141fb29
-def _mean_std(v: list[float]) -> tuple[float, float]:
-    m = sum(v) / len(v)
-    return m, (sum((x - m) ** 2 for x in v) / max(1, len(v) - 1)) ** 0.5
-
 def reweighting_summary(results: dict) -> dict[str, dict]:
     "Per strategy: final validation loss mean and std over seeds, the seeds, and the mean weight share of each sample kind."
     out = {}
     for s in dict.fromkeys(r["strategy"] for r in results["runs"]):
         runs = [r for r in results["runs"] if r["strategy"] == s]
-        m, sd = _mean_std([r["summary"]["eval_loss"] for r in runs])
+        m, sd, _ = mean_std([r["summary"]["eval_loss"] for r in runs])
         share = {}
         for kind in ("clean", "duplicate", "noise"):   # B * mean weight of that kind after warmup (1 = uniform)
             ws = [w * len(e["weight"]) for r in runs for e in r["weights"] if e["step"] >= results["setup"]["warmup_steps"] * 2
@@ -141,8 +138,7 @@ def reweighting_figure(results: dict):
     for s in dict.fromkeys(r["strategy"] for r in results["runs"]):
         runs = [r for r in results["runs"] if r["strategy"] == s]
         steps = [e["step"] for e in runs[0]["eval"]]
-        stats = [_mean_std([r["eval"][i]["eval_loss"] for r in runs]) for i in range(len(steps))]
-        m, sd = [a for a, _ in stats], [b for _, b in stats]
+        m, sd = mean_std_curve([[e["eval_loss"] for e in r["eval"]] for r in runs])
         c = colors.get(s, "#888")
         fig.add_trace(go.Scatter(x=steps + steps[::-1], y=[a + b for a, b in zip(m, sd)] + [a - b for a, b in zip(m, sd)][::-1],
                                  fill="toself", fillcolor=c, opacity=0.15, line=dict(width=0), hoverinfo="skip", showlegend=False))
@@ -173,5 +169,5 @@ def paired_gain(results: dict, strategy: str, baseline: str = "uniform") -> dict
     seeds = sorted(sd for (st, sd) in final if st == strategy and (baseline, sd) in final)
     d = [final[(baseline, sd)] - final[(strategy, sd)] for sd in seeds]
     if not d: return {"seeds": [], "gains": [], "mean": float("nan"), "std": float("nan"), "wins": 0}
-    m, sd_ = _mean_std(d)
+    m, sd_, _ = mean_std(d)
     return {"seeds": seeds, "gains": d, "mean": m, "std": sd_, "wins": sum(x > 0 for x in d)}

@@ -13,6 +13,7 @@ from torch import nn, Tensor
 from ..alibi import alibi_slopes
 from ..layers import GeGLU, GeluMLP
 from ..model import MosaicBertConfig, MosaicBertForMaskedLM, EncoderLayer, init_weights, flops_per_token
+from ..experiment import interp
 
 # %% auto #0
 __all__ = ['Mapping', 'Method', 'UnitMap', 'unit_map', 'head_map', 'grow_width', 'layer_order', 'grow_depth', 'grow',
@@ -332,10 +333,7 @@ def _interp(stage: dict, flops: float) -> float:
     x = math.log(flops)
     # per-step FLOPs vary with the batch's real tokens, so a run sized to "the same FLOPs" can end 1-2% short: hold the end value
     if not xs[0] - 0.02 <= x <= xs[-1] + 0.02: raise ValueError(f"{flops:.3g} FLOPs lies outside the stage's range")
-    x = min(max(x, xs[0]), xs[-1])
-    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
-        if x0 <= x <= x1: return y0 + (y1 - y0) * (x - x0) / (x1 - x0) if x1 > x0 else y1
-    return ys[-1]
+    return interp(min(max(x, xs[0]), xs[-1]), xs, ys)
 
 def aquilamoe_summary(result: dict) -> dict:
     "Per-seed numbers of the experiment: losses right after each transition, at each stage's end, and from-scratch at the same FLOPs."

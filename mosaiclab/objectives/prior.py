@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
+from ..experiment import mean_std_curve
 
 # %% auto #0
 __all__ = ['prior_weights', 'normalize_weights', 'scored_tokens', 'TokenReweighter', 'prior_curves', 'steps_to_reach',
@@ -72,9 +73,7 @@ def prior_curves(results: Mapping, kind: str, metric: str = "accuracy") -> dict[
     out = {}
     for method in dict.fromkeys(r["method"] for r in results["runs"]):
         curves = [r["curve"] for r in results["runs"] if r["method"] == method]
-        vals = torch.tensor([[c[kind][metric] for c in cur] for cur in curves])      # (seeds, evals)
-        out[method] = ([c["step"] for c in curves[0]], vals.mean(0).tolist(),
-                       (vals.std(0) if len(curves) > 1 else torch.zeros(vals.shape[1])).tolist())
+        out[method] = ([c["step"] for c in curves[0]], *mean_std_curve([[c[kind][metric] for c in cur] for cur in curves]))
     return out
 
 def steps_to_reach(results: Mapping, kind: str, threshold: float = 0.95) -> dict[str, list[int | None]]:

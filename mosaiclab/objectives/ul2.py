@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
+from ..experiment import mean_std
 
 # %% auto #0
 __all__ = ['UL2_DENOISERS', 'MODEL_KEYS', 'random_spans_mask', 'span_corrupt', 'collate_prefix_lm', 'SpanCorruptCollator',
@@ -189,7 +190,7 @@ def ul2_summary(results: Mapping) -> dict[tuple[str, str, str], tuple[float, flo
     for r in results["runs"]:
         for task, modes in r["eval"].items():
             for mode, m in modes.items(): acc.setdefault((r["objective"], task, mode), []).append(m["accuracy"])
-    return {k: (float(torch.tensor(v).mean()), float(torch.tensor(v).std()) if len(v) > 1 else 0.0, len(v)) for k, v in acc.items()}
+    return {k: mean_std(v) for k, v in acc.items()}
 
 def ul2_figure(results: Mapping):
     "Bars of continuation / infilling accuracy (mean +- std over seeds) with the exact optima; a dropdown switches views."

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from .linears import replace_linears, encoder_linears
 from ..model import MosaicBertConfig, MosaicBertForMaskedLM
-from ..train import Callback, TrainConfig, lr_multiplier
+from ..train import Callback, TrainConfig, make_optimizer
+from ..experiment import mean_std
 
 # %% auto #0
 __all__ = ['LowRankLinear', 'ReLoRALinear', 'restart_multiplier', 'Restarts', 'GaLoreAdamW', 'galore_param_groups',
@@ -127,10 +128,8 @@ class Restarts(Callback):
 
     def optimizer_fn(self, model: nn.Module, cfg: TrainConfig):
         "The trainer's AdamW and schedule, with an LR re-warmup after each reset; keeps the optimizer for resets."
-        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay / cfg.lr)
         rec = self.recovery if self.reset_momentum else 0
-        sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_multiplier(s, cfg.max_steps, cfg.warmup_steps, cfg.final_lr_frac)
-                                                  * restart_multiplier(s, self.every, rec))
+        self.opt, sched = make_optimizer(model, cfg, lr_factor=lambda s: restart_multiplier(s, self.every, rec))
         return self.opt, sched
 
     def on_step_end(self, step: int, metrics: dict, model: nn.Module):
@@ -219,10 +218,8 @@ def galore_param_groups(model: nn.Module, rank: int, include=encoder_linears) ->
 def galore_optimizer_fn(rank: int, update_proj_gap: int = 200, scale: float = 0.25, fira: bool = False):
     "An `optimizer_fn` for `pretrain`: GaLoreAdamW (or Fira) over the encoder Linear weights with the trainer's schedule."
     def make(model: nn.Module, cfg: TrainConfig):
-        opt = GaLoreAdamW(galore_param_groups(getattr(model, "_orig_mod", model), rank), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                          weight_decay=cfg.weight_decay / cfg.lr, update_proj_gap=update_proj_gap, scale=scale, fira=fira)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_multiplier(s, cfg.max_steps, cfg.warmup_steps, cfg.final_lr_frac))
-        return opt, sched
+        return make_optimizer(model, cfg, params=galore_param_groups(getattr(model, "_orig_mod", model), rank), optimizer=GaLoreAdamW,
+                              update_proj_gap=update_proj_gap, scale=scale, fira=fira)
     return make
 
 # %% ../../nbs/parameterisation/02_lowrank.ipynb #d875f70e
@@ -252,8 +249,9 @@ def memory_loss_figure(runs: list[dict],   # runs of the Part II results files: 
         ls = [r["summary"]["eval_loss"] for r in rs]
         mem = rs[0]["memory"]
         kib = (mem["linear_params"] * 4 + mem["linear_optimizer_state_bytes"] + mem.get("linear_index_bytes", 0)) / 2**10
-        fig.add_trace(go.Scatter(x=[kib], y=[statistics.mean(ls)], name=m, mode="markers+text", text=[m], textposition="top center",
-                                 error_y=dict(type="data", array=[statistics.stdev(ls) if len(ls) > 1 else 0.0]),
+        mu, sd, _ = mean_std(ls)
+        fig.add_trace(go.Scatter(x=[kib], y=[mu], name=m, mode="markers+text", text=[m], textposition="top center",
+                                 error_y=dict(type="data", array=[sd]),
                                  hovertemplate=f"{m}<br>%{{x:.0f}} KiB<br>loss %{{y:.4f}} (n={len(ls)})<extra></extra>"))
     fig.update_layout(template=TEMPLATE, title=title, xaxis_title="weights + indices + optimizer state of the Linear layers (KiB)",
                       yaxis_title="final validation loss (nats)", showlegend=False)

@@ -11,6 +11,7 @@ from torch import nn, Tensor
 from .linears import replace_linears, encoder_linears
 from .lowrank import LowRankLinear
 from ..model import MLMOutput
+from ..experiment import mean_std
 
 # %% auto #0
 __all__ = ['pela_rank', 'compress', 'LayerOutputs', 'weight_perturbation', 'FeatureDistillation', 'evaluate_mlm',
@@ -113,8 +114,8 @@ def pela_figure(results: dict):
         out = []
         for v in variants:
             rs = sorted((r for r in rows if r["variant"] == v), key=lambda r: -r["linear_params"])
-            ys = [r["eval_loss"] if metric == "loss" else (statistics.mean(r["sst2"]) if r["sst2"] else None) for r in rs]
-            err = [0.0 if metric == "loss" or len(r["sst2"]) < 2 else statistics.stdev(r["sst2"]) for r in rs]
+            ys = [r["eval_loss"] if metric == "loss" else (mean_std(r["sst2"])[0] if r["sst2"] else None) for r in rs]
+            err = [0.0 if metric == "loss" or not r["sst2"] else mean_std(r["sst2"])[1] for r in rs]
             out.append(go.Scatter(x=[r["linear_params"] for r in rs], y=ys, name=v, mode="lines+markers",
                                   error_y=dict(type="data", array=err), text=[f"x{r['ratio']:g}" for r in rs],
                                   hovertemplate="%{text}: %{y:.4f}<extra>" + v + "</extra>"))

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from .linears import replace_linears, encoder_linears
 from ..model import MosaicBertConfig, MosaicBertForMaskedLM
+from ..experiment import mean_std_curve
 
 # %% auto #0
 __all__ = ['SparsePlusLowRankLinear', 'tensor_bytes', 'optimizer_state_bytes', 'memory_report', 'encoder_linear_memory',
@@ -134,9 +135,7 @@ def matched_rank(in_features: int, out_features: int, rank: int, density: float)
 def _mean_curve(runs: list[dict], key: str = "eval_loss") -> tuple[list, list, list]:
     "Steps, mean and std over seeds of an eval metric."
     steps = [e["step"] for e in runs[0]["eval"]]
-    vals = torch.tensor([[e[key] for e in r["eval"]] for r in runs])        # (seeds, evals)
-    std = vals.std(0) if len(runs) > 1 else torch.zeros(len(steps))
-    return steps, vals.mean(0).tolist(), std.tolist()
+    return steps, *mean_std_curve([[e[key] for e in r["eval"]] for r in runs])
 
 def loss_figure(results: dict, title: str = "Validation MLM loss (mean ± std over seeds)"):
     "Validation loss against step for each method of a Part II results file, a band of one std over seeds."

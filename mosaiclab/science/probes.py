@@ -18,6 +18,7 @@ from torch import nn, Tensor
 
 # %% ../../nbs/science/02_fine_line.ipynb #b4dd354f
 from ..finetune import task_spec, load_examples, encode_examples, collate, tokenizer_for
+from ..experiment import interp
 
 # %% ../../nbs/science/02_fine_line.ipynb #80055bcb
 def _encoder(model: nn.Module) -> nn.Module:
@@ -123,17 +124,6 @@ def nearest_mean(Xtr: Tensor, ytr: Tensor, Xte: Tensor, yte: Tensor) -> ProbeRes
 PROBES = {"linear": linear_probe, "knn": knn_probe, "nearest_mean": nearest_mean}
 
 # %% ../../nbs/science/02_fine_line.ipynb #9183721b
-def _interp(x: Sequence[float], xs: Sequence[float], ys: Sequence[float]) -> list[float | None]:
-    "Linear interpolation of the curve (xs, ys) at x; None outside its range. xs need not be sorted."
-    pts = sorted(zip(xs, ys))
-    out = []
-    for v in x:
-        if not pts or v < pts[0][0] or v > pts[-1][0]: out.append(None); continue
-        for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[-1:]):
-            if x0 <= v <= x1:
-                out.append(y0 if x1 == x0 else y0 + (y1 - y0) * (v - x0) / (x1 - x0)); break
-    return out
-
 def collapse_error(curves: Sequence[tuple[Sequence[float], Sequence[float]]],  # one (x, y) curve per model size
                    log_x: bool = False,      # compare on log x (tokens seen spans decades)
                    ) -> float:
@@ -146,7 +136,7 @@ def collapse_error(curves: Sequence[tuple[Sequence[float], Sequence[float]]],  #
     for i, (xi, yi) in enumerate(cs):
         for j, (xj, yj) in enumerate(cs):
             if i == j: continue
-            gaps += [abs(a - b) for a, b in zip(yi, _interp(xi, xj, yj)) if b is not None]
+            gaps += [abs(a - b) for a, b in zip(yi, [interp(v, xj, yj) for v in xi]) if b is not None]
     return sum(gaps) / len(gaps) if gaps else float("nan")
 
 # %% ../../nbs/science/02_fine_line.ipynb #ae028e41
