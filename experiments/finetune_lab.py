@@ -2,47 +2,62 @@
 `mosaiclab pretrain` checkpoint, and from the real pretrained MiniLM (through interop), over several seeds.
 
     mosaiclab pretrain --out runs/lab-default                        # the checkpoint (about 7.5 minutes on 2 cores)
-    python experiments/finetune_lab.py --pretrained runs/lab-default  # writes results/finetune/lab_suite.json
+    python experiments/finetune_lab.py --pretrained runs/lab-default --minilm-seeds 19 8364   # writes results/finetune/lab_suite.json
+    python experiments/finetune_lab.py --quick --out /tmp/ft          # a smoke run (pretrains a tiny checkpoint itself)
 
-The chapter nbs/mosaicbert/11_finetune.ipynb plots the committed results.
+--seeds and --minilm-seeds are seed lists (the suite's recipe seeds are 19 8364 717); --only reruns some sources and
+keeps the others already in the results file. The chapter nbs/mosaicbert/11_finetune.ipynb plots the committed results.
 """
-import argparse, json, sys, time
+import json, shutil, tempfile
 from pathlib import Path
 import torch
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 from mosaiclab.finetune import run_suite, print_suite
-from mosaiclab.bench import git_commit, hardware_info
+from mosaiclab.experiment import experiment_parser, lab_overrides, provenance, write_results
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pretrained", required=True, help="the pretraining run folder")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--minilm-seeds", type=int, default=None, help="seeds for the (slower) MiniLM reference; default --seeds")
+    ap = experiment_parser(__doc__, seeds=(19, 8364, 717), out=ROOT / "results" / "finetune")
+    ap.add_argument("--pretrained", default=None, help="the pretraining run folder (required, except with --quick)")
+    ap.add_argument("--minilm-seeds", type=int, nargs="+", default=None, help="seeds for the (slower) MiniLM reference; default --seeds")
     ap.add_argument("--max-train-samples", type=int, default=2000)
     ap.add_argument("--epochs", type=float, default=2)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--only", nargs="+", default=["random", "pretrained", "minilm"])
-    ap.add_argument("--out", default=str(ROOT / "results" / "finetune" / "lab_suite.json"))
+    ap.add_argument("--only", nargs="+", default=["random", "pretrained", "minilm"], choices=["random", "pretrained", "minilm"])
+    ap.add_argument("--name", default="lab_suite.json", help="the results file's name inside --out (default: lab_suite.json)")
     a = ap.parse_args()
-    if a.threads: torch.set_num_threads(a.threads)
-    over = {"max_train_samples": a.max_train_samples, "epochs": a.epochs}
-    sources = {"random init (lab)": ("random:lab", a.seeds), "lab pretraining (mosaiclab pretrain)": (a.pretrained, a.seeds),
-               "MiniLM-L6 (real pretrained, reference)": ("minilm", a.minilm_seeds or a.seeds)}
-    keys = dict(zip(["random", "pretrained", "minilm"], sources))
+    if a.pretrained is None and not a.quick: ap.error("--pretrained is required (the run folder of `mosaiclab pretrain`)")
+    prov = provenance(ROOT, allow_dirty=a.allow_dirty)
+    torch.set_num_threads(a.threads)
     out = Path(a.out)
-    results = json.loads(out.read_text())["results"] if out.exists() else {}
-    t0 = time.time()
-    for k in a.only:
-        label = keys[k]; src, seeds = sources[label]
-        print(f"== {label}", flush=True)
-        r = run_suite(src, "lab", seeds=seeds, overrides=over, progress=False, label=label)
-        print_suite(r)
-        r["source"] = str(src)
-        results[label] = r
-        out.parent.mkdir(parents=True, exist_ok=True)   # write after each source: nothing is lost if a later one fails
-        out.write_text(json.dumps({"experiment": "finetune_lab", "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-                                   "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "overrides": over,
-                                   "pretrained_summary": json.loads((Path(a.pretrained) / "summary.json").read_text()),
-                                   "wall_seconds": time.time() - t0, "results": results}, indent=1) + "\n")
+    if out.suffix == ".json": out, a.name = out.parent, out.name      # the old form: --out results/finetune/lab_suite.json
+    path = out / a.name
+    over = {"max_train_samples": a.max_train_samples, "epochs": a.epochs}
+    with tempfile.TemporaryDirectory(prefix="finetune-lab-") as tmp:   # the quick checkpoint, and write_results' file before its rename
+        tmp = Path(tmp)
+        if a.quick:
+            a.seeds, a.minilm_seeds = a.seeds[:1], (a.minilm_seeds or a.seeds)[:1]
+            over = {"max_train_samples": 64, "epochs": 1, "max_eval_samples": 64}
+            if a.pretrained is None:   # a tiny checkpoint: 10 steps of a small lab model
+                from mosaiclab.train import TrainConfig, pretrain
+                print("== pretraining a tiny checkpoint", flush=True)
+                a.pretrained = str(tmp / "pretrain")
+                pretrain(TrainConfig.lab().with_overrides(lab_overrides(steps=10, evals=1)), a.pretrained, progress=False)
+        sources = {"random init (lab)": ("random:lab", a.seeds), "lab pretraining (mosaiclab pretrain)": (a.pretrained, a.seeds),
+                   "MiniLM-L6 (real pretrained, reference)": ("minilm", a.minilm_seeds or a.seeds)}
+        keys = dict(zip(["random", "pretrained", "minilm"], sources))
+        results = json.loads(path.read_text())["results"] if path.exists() else {}
+        pretrained_summary = json.loads((Path(a.pretrained) / "summary.json").read_text())
+        for k in a.only:
+            label = keys[k]; src, seeds = sources[label]
+            print(f"== {label}", flush=True)
+            r = run_suite(src, "lab", seeds=seeds, overrides=over, progress=False, label=label)
+            print_suite(r)
+            r["source"] = str(src)
+            results[label] = r
+            # write after each source: nothing is lost if a later one fails. write_results names its file results.json:
+            # written in the temporary folder, then moved to --out/--name
+            part = write_results(tmp / "out", "finetune_lab", prov, overrides=over, pretrained_summary=pretrained_summary, results=results)
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(part), str(path))
+    print(f"results: {path}")
 
 if __name__ == "__main__": main()

@@ -3,17 +3,19 @@
 nothing to learn); uniform vs LinUpper vs quadratic weights; validation MLM loss on the clean validation split.
 
     python experiments/curation/reweighting.py                  # writes results/curation/reweighting/results.json
-    python experiments/curation/reweighting.py --quick          # a smoke run
+    python experiments/curation/reweighting.py --quick --out /tmp/rw   # a smoke run
+    python experiments/curation/reweighting.py --seeds 0 --out /tmp/rw0          # one seed per process (also 1, 2), then
+    python experiments/curation/reweighting.py --merge /tmp/rw{0,1,2}/results.json   # one file in --out
 
 The chapter nbs/curation/01_reweighting.ipynb plots results/curation/reweighting/results.json.
 """
-import argparse, gzip, json, random, shutil, sys, tempfile, time
+import gzip, json, random, shutil, sys, tempfile, time
 from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import torch
 from mosaiclab.train import TrainConfig, pretrain, read_metrics
-from mosaiclab.bench import hardware_info, git_commit
+from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, write_results
 from mosaiclab.data import load_documents, encode_documents, make_samples, special_ids, load_tokenizer_for, DataConfig, corpus_samples
 from mosaiclab.curation.reweighting import SampleReweighter
 
@@ -59,13 +61,13 @@ class TaggedReweighter:
         return loss
 
 def merge(paths: list, out: Path):
-    "One results file from several (same setup, disjoint runs): the runs concatenated, each part's command kept."
+    "One results file from several (same setup, disjoint runs): the runs concatenated, each part's provenance kept under `parts`."
     parts = [json.loads(Path(p).read_text()) for p in paths]
     strip = lambda st: {k: v for k, v in st.items() if k != "seeds"}
     if any(strip(p["setup"]) != strip(parts[0]["setup"]) for p in parts): raise ValueError("the parts differ in setup: not mergeable")
     runs = sorted((r for p in parts for r in p["runs"]), key=lambda r: (r["seed"], r["strategy"]))
     merged = {**parts[0], "command": " && ".join(p["command"] for p in parts) + " && python experiments/curation/reweighting.py --merge ...",
-              "parts": [{k: p[k] for k in ("command", "commit", "wall_seconds", "complete")} for p in parts],
+              "parts": [{k: p.get(k) for k in ("command", "commit", "dirty", "started", "wall_seconds", "complete")} for p in parts],
               "wall_seconds": sum(p["wall_seconds"] for p in parts), "runs": runs}
     have = {(r["strategy"], r["seed"]) for r in runs}
     merged["complete"] = all((st, sd) in have for st in parts[0]["setup"]["strategies"] for sd in {r["seed"] for r in runs})
@@ -75,23 +77,20 @@ def merge(paths: list, out: Path):
     print(f"merged {len(runs)} runs from {len(parts)} files into {out / 'results.json'}")
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = experiment_parser(__doc__, seeds=(0, 1, 2), out=ROOT / "results" / "curation" / "reweighting")
     ap.add_argument("--strategies", nargs="+", default=["uniform", "linupper", "quadratic"])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--r", type=float, default=0.4)
     ap.add_argument("--dup-frac", type=float, default=0.3)
     ap.add_argument("--noise-frac", type=float, default=0.15)
     ap.add_argument("--eval-every", type=int, default=25)
-    ap.add_argument("--quick", action="store_true", help="40 steps, one seed: a smoke run")
-    ap.add_argument("--out", default=str(ROOT / "results" / "data" / "reweighting"))
     ap.add_argument("--merge", nargs="+", metavar="RESULTS_JSON",
                     help="combine results files of the same setup run as separate processes (e.g. one per seed) into --out")
     a = ap.parse_args()
     if a.merge: return merge(a.merge, Path(a.out))
-    if a.quick: a.steps, a.seeds, a.eval_every = 40, a.seeds[:1], 20
-    torch.set_num_threads(1)
-    t0 = time.time()
+    if a.quick: a.steps, a.seeds, a.eval_every = 20, a.seeds[:1], 10
+    prov = provenance(ROOT, allow_dirty=a.allow_dirty)
+    torch.set_num_threads(a.threads)
     tmp = Path(tempfile.mkdtemp(prefix="reweighting-"))
     seq_len, record_every = 64, max(1, a.steps // 10)
     tags = build_corpus(tmp / "corpus", n_dup_passages=32, dup_frac=a.dup_frac, noise_frac=a.noise_frac, seed=0, seq_len=seq_len)
@@ -99,18 +98,17 @@ def main():
     runs = []
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     def write(runs, complete):
-        result = {"experiment": "reweighting", "command": " ".join(["python", "experiments/curation/reweighting.py"] + sys.argv[1:]),
-                  "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0, "complete": complete,
-                  "setup": {"r": a.r, "warmup_steps": warmup, "ramp_steps": warmup, "dup_frac": a.dup_frac, "noise_frac": a.noise_frac,
-                            "dup_passages": 32, "steps": a.steps, "seeds": a.seeds, "strategies": a.strategies, **tags["counts"]},
-                  "runs": runs}
-        (out / "results.json").write_text(json.dumps(result) + "\n")
+        write_results(out, "reweighting", prov, complete=complete,
+                      setup={"r": a.r, "warmup_steps": warmup, "ramp_steps": warmup, "dup_frac": a.dup_frac, "noise_frac": a.noise_frac,
+                             "dup_passages": 32, "steps": a.steps, "seeds": a.seeds, "strategies": a.strategies, **tags["counts"]},
+                      runs=runs)
     for seed in a.seeds:
         for strategy in a.strategies:
+            # the lab preset's batch (32) and learning rate (1e-3), as before the harness
             cfg = TrainConfig.lab().with_overrides({
-                "model.d_model": 64, "model.n_layers": 2, "model.n_heads": 2, "model.d_ff": 128,
-                "data.source": str(tmp / "corpus"), "data.seq_len": seq_len, "max_steps": a.steps, "eval_every": a.eval_every,
-                "eval_samples": 256, "checkpoint_every": 0, "max_minutes": None, "precision": "fp32", "log_every": 10, "seed": seed})
+                **lab_overrides(d_model=64, seq_len=seq_len, batch=32, steps=a.steps, lr=1e-3, eval_samples=256, eval_every=a.eval_every,
+                                seed=seed),
+                "data.source": str(tmp / "corpus")})
             rw = TaggedReweighter(SampleReweighter(strategy, r=a.r, warmup_steps=warmup, ramp_steps=warmup, record_every=record_every),
                                   tags, record_every)
             run = tmp / f"{strategy}-seed{seed}"
@@ -125,8 +123,7 @@ def main():
     write(runs, complete=True)
     shutil.rmtree(tmp)
     for s in a.strategies:
-        v = [r["summary"]["eval_loss"] for r in runs if r["strategy"] == s]
-        m = sum(v) / len(v)
-        print(f"{s:10s} final eval loss {m:.4f} +- {(sum((x - m) ** 2 for x in v) / max(1, len(v) - 1)) ** 0.5:.4f} over {len(v)} seeds")
+        m, sd, n = mean_std([r["summary"]["eval_loss"] for r in runs if r["strategy"] == s])
+        print(f"{s:10s} final eval loss {m:.4f} +- {sd:.4f} over {n} seeds")
 
 if __name__ == "__main__": main()

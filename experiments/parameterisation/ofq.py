@@ -3,20 +3,20 @@ then given 2-bit weights four ways (LSQ, StatsQ, StatsQ + CGA, StatsQ + CGA + QK
 Records oscillations per step, the final-phase oscillation rate and held-out accuracy, for several seeds.
 
     python experiments/parameterisation/ofq.py                  # writes results/parameterisation/ofq/
-    python experiments/parameterisation/ofq.py --quick          # a smoke run
+    python experiments/parameterisation/ofq.py --quick --out /tmp/ofq   # a smoke run
 
 The chapter nbs/parameterisation/06_ofq.ipynb plots results/parameterisation/ofq/results.json.
 """
-import argparse, copy, json, math, statistics, sys, time
+import copy, math, statistics
 from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
 from sklearn.datasets import load_digits
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+from mosaiclab.experiment import experiment_parser, mean_std, provenance, write_results
 from mosaiclab.parameterisation.ofq import QuantLinear, QKRAttention, OscillationMonitor, ConfidenceGuidedAnnealing
 from mosaiclab.parameterisation.linears import replace_linears
-from mosaiclab.bench import hardware_info, git_commit
 
 METHODS = ["lsq", "statsq", "statsq+cga", "statsq+cga+qkr"]
 
@@ -126,9 +126,8 @@ def run_qat(fp, method, seed, a, data):
             "curve": curve}
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = experiment_parser(__doc__, seeds=(0, 1, 2), out=ROOT / "results" / "parameterisation" / "ofq")
     ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--bits", type=int, default=2)
     ap.add_argument("--fp-steps", type=int, default=400)
     ap.add_argument("--steps", type=int, default=300, help="QAT steps with cosine decay")
@@ -139,18 +138,16 @@ def main():
     ap.add_argument("--boundary-range", type=float, default=0.005)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--log-every", type=int, default=20)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "results" / "parameterisation" / "ofq"))
     a = ap.parse_args()
-    if a.quick: a.seeds, a.fp_steps, a.steps, a.final_steps = [0], 100, 60, 40
-    torch.set_num_threads(1)
+    if a.quick: a.seeds, a.fp_steps, a.steps, a.final_steps = a.seeds[:1], 100, 60, 40
+    prov = provenance(ROOT, allow_dirty=a.allow_dirty)
+    torch.set_num_threads(a.threads)
     d = load_digits()
     X = torch.tensor(d.images, dtype=torch.float32) / 16.0
     Y = torch.tensor(d.target)
     perm = torch.randperm(len(X), generator=torch.Generator().manual_seed(1234))   # one fixed split for all seeds
     tr, te = perm[:1437], perm[1437:]
     data = (X[tr], Y[tr], X[te], Y[te])
-    t0 = time.time()
     runs, fp_accs = [], []
     for seed in a.seeds:
         torch.manual_seed(seed)
@@ -169,24 +166,21 @@ def main():
             runs.append(r)
             print(f"  {method:16s} acc {r['test_acc']:.3f}  final-phase osc/1000 weight-steps {1000 * r['final_osc_rate']:.3f}  "
                   f"oscillated {r['final_osc_fraction']:.2%}  frozen {r['cga_frozen_fraction']}", flush=True)
-    sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0
     summary = {}
     for m in a.methods:
         rs = [r for r in runs if r["method"] == m]
-        summary[m] = {"acc_mean": statistics.mean(r["test_acc"] for r in rs), "acc_std": sd([r["test_acc"] for r in rs]),
-                      "osc_rate_mean": statistics.mean(r["final_osc_rate"] for r in rs), "osc_rate_std": sd([r["final_osc_rate"] for r in rs]),
-                      "osc_frac_mean": statistics.mean(r["final_osc_fraction"] for r in rs),
-                      "main_osc_rate_mean": statistics.mean(r["main_osc_rate"] for r in rs), "main_osc_rate_std": sd([r["main_osc_rate"] for r in rs]),
-                      "main_osc_frac_mean": statistics.mean(r["main_osc_fraction"] for r in rs), "n_seeds": len(rs)}
-    cfg = {k: v for k, v in vars(a).items() if k not in ("out",)}
-    result = {"experiment": "ofq", "command": " ".join(["python experiments/parameterisation/ofq.py"] + sys.argv[1:]),
-              "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0,
-              "config": cfg, "model": "TinyViT(d=64, heads=4, layers=2, d_ff=128, 2x2 patches)",
-              "data": "sklearn load_digits, fixed split 1437 train / 360 held out",
-              "fp_accuracy": {"mean": statistics.mean(fp_accs), "std": sd(fp_accs), "per_seed": fp_accs},
-              "summary": summary, "runs": runs}
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+        acc, acc_sd, n = mean_std([r["test_acc"] for r in rs])
+        osc, osc_sd, _ = mean_std([r["final_osc_rate"] for r in rs])
+        main_osc, main_osc_sd, _ = mean_std([r["main_osc_rate"] for r in rs])
+        summary[m] = {"acc_mean": acc, "acc_std": acc_sd, "osc_rate_mean": osc, "osc_rate_std": osc_sd,
+                      "osc_frac_mean": mean_std([r["final_osc_fraction"] for r in rs])[0],
+                      "main_osc_rate_mean": main_osc, "main_osc_rate_std": main_osc_sd,
+                      "main_osc_frac_mean": mean_std([r["main_osc_fraction"] for r in rs])[0], "n_seeds": n}
+    cfg = {k: v for k, v in vars(a).items() if k not in ("out", "allow_dirty")}
+    fp_mean, fp_std, _ = mean_std(fp_accs)
+    write_results(a.out, "ofq", prov, config=cfg, model="TinyViT(d=64, heads=4, layers=2, d_ff=128, 2x2 patches)",
+                  data="sklearn load_digits, fixed split 1437 train / 360 held out",
+                  fp_accuracy={"mean": fp_mean, "std": fp_std, "per_seed": fp_accs}, summary=summary, runs=runs)
     for m, s in summary.items():
         print(f"{m:16s} acc {s['acc_mean']:.3f} +- {s['acc_std']:.3f}  osc/1000 {1000 * s['osc_rate_mean']:.3f} +- {1000 * s['osc_rate_std']:.3f}")
 

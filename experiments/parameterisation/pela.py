@@ -4,17 +4,19 @@ and with PELA's feature distillation from the frozen dense teacher; quality by v
 accuracy on the bundled sst2 task (a subset).
 
     python experiments/parameterisation/pela.py                   # writes results/parameterisation/pela/
-    python experiments/parameterisation/pela.py --teacher-steps 20 --stage-steps 10 --ratios 2 --ft-seeds 0 --ft-samples 200 --out /tmp/pela   # smoke
+    python experiments/parameterisation/pela.py --quick --out /tmp/pela   # a smoke run
+
+--seeds are the fine-tuning seeds (--no-finetune skips fine-tuning); --pretrain-seed seeds the teacher and the MLM stages.
 
 The chapter nbs/parameterisation/04_pela.ipynb plots results/parameterisation/pela/results.json.
 """
-import argparse, json, shutil, statistics, sys, time
+import argparse, json, shutil
 from pathlib import Path
 import torch
 from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics
-from mosaiclab.bench import hardware_info, git_commit
+from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, write_results
 from mosaiclab.model import MosaicBertForMaskedLM, from_pretrained
 from mosaiclab.parameterisation.lowrank import LowRankLinear
 from mosaiclab.parameterisation.pela import compress, FeatureDistillation, evaluate_mlm, classifier_from
@@ -25,7 +27,10 @@ def linear_params(model) -> int:
                for p in m.parameters())
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = experiment_parser(__doc__, seeds=(0, 1), out=ROOT / "results" / "parameterisation" / "pela")
+    # the old name of --seeds; with no values it skips fine-tuning, like --no-finetune
+    ap.add_argument("--ft-seeds", dest="seeds", type=int, nargs="*", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    ap.add_argument("--no-finetune", action="store_true", help="skip the sst2 fine-tuning (rows get sst2: [])")
     ap.add_argument("--ratios", type=float, nargs="+", default=[2, 3])
     ap.add_argument("--teacher-steps", type=int, default=200)
     ap.add_argument("--d-model", type=int, default=64)
@@ -33,21 +38,23 @@ def main():
     ap.add_argument("--stage-steps", type=int, default=60)
     ap.add_argument("--stage-lr", type=float, default=1e-3)
     ap.add_argument("--alpha", type=float, default=1.0, help="feature-distillation weight")
-    ap.add_argument("--ft-seeds", type=int, nargs="*", default=[0, 1], help="fine-tuning seeds (none: skip fine-tuning)")
     ap.add_argument("--ft-samples", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ft-eval-samples", type=int, default=None, help="sst2 validation examples scored (None: all)")
+    ap.add_argument("--pretrain-seed", "--seed", type=int, default=0, help="seed of the teacher's pretraining and of the MLM stages")
     ap.add_argument("--teacher-run", default=None, help="reuse the teacher of an earlier run folder instead of pretraining one")
     ap.add_argument("--only", nargs="+", default=None, help="a subset of rows: teacher, svd, random-mlm, svd-mlm, svd-fd")
-    ap.add_argument("--out", default=str(ROOT / "results" / "parameterisation" / "pela"))
     a = ap.parse_args()
-    torch.set_num_threads(1)
+    if a.no_finetune: a.seeds = []
+    if a.quick:
+        a.teacher_steps, a.stage_steps, a.ratios, a.seeds = 20, 10, a.ratios[:1], a.seeds[:1]
+        a.ft_samples, a.ft_eval_samples = 200, a.ft_eval_samples or 128
+    prov = provenance(ROOT, allow_dirty=a.allow_dirty)
+    torch.set_num_threads(a.threads)
     out = Path(a.out); work = out / "runs"
     if work.exists(): shutil.rmtree(work)
-    model_over = {"model.d_model": a.d_model, "model.n_layers": 2, "model.n_heads": 2, "model.d_ff": 2 * a.d_model, "data.seq_len": 64,
-                  "global_batch": a.batch, "micro_batch": a.batch, "eval_samples": 64, "checkpoint_every": 0, "max_minutes": None, "log_every": 10, "precision": "fp32", "seed": a.seed}
-    t0 = time.time()
-    # 1. the "pretrained" dense model
-    tcfg = TrainConfig.lab().with_overrides({**model_over, "max_steps": a.teacher_steps, "eval_every": a.teacher_steps, "lr": 2e-3})
+    # 1. the "pretrained" dense model: one evaluation, at the end
+    tcfg = TrainConfig.lab().with_overrides(lab_overrides(d_model=a.d_model, batch=a.batch, steps=a.teacher_steps, lr=2e-3, evals=1,
+                                                          seed=a.pretrain_seed))
     tdir = Path(a.teacher_run) if a.teacher_run else work / "teacher"
     if a.teacher_run: tsum = json.loads((tdir / "summary.json").read_text())
     else:
@@ -55,12 +62,12 @@ def main():
         tsum = pretrain(tcfg, tdir, progress=False)
     teacher = from_pretrained(tdir / "model")
     want = lambda key: a.only is None or key in a.only
-    scfg = TrainConfig.lab().with_overrides({**model_over, "max_steps": a.stage_steps, "eval_every": max(1, a.stage_steps // 3),
-                                             "lr": a.stage_lr})
+    scfg = TrainConfig.lab().with_overrides(lab_overrides(d_model=a.d_model, batch=a.batch, steps=a.stage_steps, lr=a.stage_lr, evals=3,
+                                                          seed=a.pretrain_seed))
     ft_cfg = lambda seed: FinetuneConfig.lab("sst2").replace(epochs=1, max_len=64, max_train_samples=a.ft_samples, seed=seed,
-                                                             precision="fp32")
+                                                             max_eval_samples=a.ft_eval_samples, precision="fp32")
     def fine_tune(mlm) -> list[float]:
-        return [finetune(classifier_from(mlm), "sst2", ft_cfg(s), progress=False)["score"] for s in a.ft_seeds]
+        return [finetune(classifier_from(mlm), "sst2", ft_cfg(s), progress=False)["score"] for s in a.seeds]
     rows = [] if not want("teacher") else [{"variant": "dense teacher", "ratio": 1.0, "linear_params": linear_params(teacher), "params": sum(p.numel() for p in teacher.parameters()),
              "stage": None, **evaluate_mlm(teacher, scfg), "sst2": fine_tune(teacher)}]
     if rows: print(f"   teacher: {rows[-1]['eval_loss']:.4f}, sst2 {rows[-1]['sst2']}", flush=True)
@@ -90,16 +97,13 @@ def main():
                          "params": sum(p.numel() for p in student.parameters()), "stage": summary, "eval": evals, **m,
                          "sst2": fine_tune(student)})
             print(f"   eval loss {m['eval_loss']:.4f}, linear params {rows[-1]['linear_params']:,}, sst2 {rows[-1]['sst2']}", flush=True)
-    result = {"experiment": "pela", "command": " ".join(["python", "experiments/parameterisation/pela.py"] + sys.argv[1:]),
-              "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0,
-              "config": {"teacher": tcfg.to_dict(), "stage": scfg.to_dict(), "alpha": a.alpha, "ratios": a.ratios,
-                         "finetune": ft_cfg(0).to_dict(), "ft_seeds": a.ft_seeds},
-              "teacher_summary": tsum, "teacher_run": str(tdir), "rows": rows}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-    shutil.rmtree(work)
+    write_results(out, "pela", prov,
+                  config={"teacher": tcfg.to_dict(), "stage": scfg.to_dict(), "alpha": a.alpha, "ratios": a.ratios,
+                          "finetune": ft_cfg(0).to_dict(), "ft_seeds": a.seeds, "pretrain_seed": a.pretrain_seed},
+                  teacher_summary=tsum, teacher_run=str(tdir), rows=rows)
+    shutil.rmtree(work, ignore_errors=True)   # absent when --teacher-run was given and no row trained
     for r in rows:
-        acc = f"{statistics.mean(r['sst2']):.1f}" if r["sst2"] else "-"
+        acc = f"{mean_std(r['sst2'])[0]:.1f}" if r["sst2"] else "-"
         print(f"x{r['ratio']:g} {r['variant']:42s} loss {r['eval_loss']:.4f}  sst2 {acc}")
 
 if __name__ == "__main__": main()
