@@ -6,17 +6,21 @@ evaluated on validation MLM loss (15% masking for both) and fine-tuned on the la
 the runs' own training seconds, and steps x the step time of each model measured side by side in one interleaved
 benchmark (robust on a shared, noisy machine; the figure uses it and says so).
 
-    python experiments/pareto.py                       # writes results/pareto/results.json
-    python experiments/pareto.py --quick               # a smoke run (tiny model, two budgets)
+    python experiments/pareto.py                            # writes results/pareto/results.json (all budgets, both seeds)
+    python experiments/pareto.py --append --budgets 640     # adds points to it (same configs, its step-time calibration)
+    python experiments/pareto.py --quick --out /tmp/pareto  # a smoke run (tiny model, two budgets, one seed)
+
+The committed file was written in two steps: --budgets 40 80 160, then --append --budgets 320 (its "commands").
 
 The chapter nbs/mosaicbert/12_pareto.ipynb plots the committed results.
 """
-import argparse, json, shutil, sys, time
+import json, shutil
 from pathlib import Path
 import torch
 ROOT = Path(__file__).resolve().parent.parent
 from mosaiclab.train import TrainConfig, pretrain, read_metrics
-from mosaiclab.bench import Contender, git_commit, hardware_info, measure
+from mosaiclab.bench import Contender, measure
+from mosaiclab.experiment import experiment_parser, lab_overrides, provenance, write_results
 from mosaiclab.data import PretrainingStream
 from mosaiclab.data import load_tokenizer_for
 from mosaiclab.mlm import MLMCollator
@@ -26,8 +30,10 @@ from mosaiclab.finetune import run_suite
 MODELS = {"MosaicBERT": TrainConfig.lab, "BERT baseline": TrainConfig.lab_bert}
 
 def configs(a) -> dict[str, TrainConfig]:
-    over = {"model.d_model": a.d_model, "model.n_layers": a.n_layers, "model.n_heads": a.n_heads, "model.d_ff": a.d_ff,
-            "checkpoint_every": 0, "max_minutes": None, "log_every": 10, "eval_samples": a.eval_samples, "precision": "fp32"}
+    lab = TrainConfig.lab()   # both presets share its data, batch, lr and schedule; every point sets its own max_steps
+    over = lab_overrides(d_model=a.d_model, n_layers=a.n_layers, n_heads=a.n_heads, seq_len=lab.data.seq_len, batch=lab.global_batch,
+                         steps=lab.max_steps, lr=lab.lr, evals=lab.max_steps // lab.eval_every, eval_samples=a.eval_samples,
+                         **{"model.d_ff": a.d_ff})
     return {k: f().with_overrides(over) for k, f in MODELS.items()}
 
 def step_seconds(cfgs: dict[str, TrainConfig], a) -> dict:
@@ -53,28 +59,24 @@ def step_seconds(cfgs: dict[str, TrainConfig], a) -> dict:
     return out
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = experiment_parser(__doc__, seeds=(17, 18), out=ROOT / "results" / "pareto")
     ap.add_argument("--budgets", type=int, nargs="+", default=[40, 80, 160, 320], help="optimizer steps")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[17, 18])
     ap.add_argument("--d-model", type=int, default=128); ap.add_argument("--n-layers", type=int, default=4)
     ap.add_argument("--n-heads", type=int, default=4); ap.add_argument("--d-ff", type=int, default=512)
     ap.add_argument("--eval-samples", type=int, default=256)
     ap.add_argument("--bench-repeats", type=int, default=6)
     ap.add_argument("--ft-train", type=int, default=1000, help="fine-tuning subset per lab task (0: skip fine-tuning)")
     ap.add_argument("--ft-seeds", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--append", action="store_true", help="add points to an existing results.json (same configs)")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "results" / "pareto"))
     a = ap.parse_args()
-    if a.threads: torch.set_num_threads(a.threads)
     if a.quick:
-        a.budgets, a.seeds, a.d_model, a.n_layers, a.n_heads, a.d_ff = [4, 8], [17], 32, 2, 2, 64
+        a.budgets, a.seeds, a.d_model, a.n_layers, a.n_heads, a.d_ff = [4, 8], a.seeds[:1], 32, 2, 2, 64
         a.eval_samples, a.bench_repeats, a.ft_train = 32, 2, 32
+    prov = provenance(ROOT, allow_dirty=a.allow_dirty)
+    torch.set_num_threads(a.threads)
     out = Path(a.out); work = out / "runs"
     if work.exists(): shutil.rmtree(work)
     cfgs = configs(a)
-    t0 = time.time()
     if not (a.append and (out / "results.json").exists()):
         print("== step time, side by side", flush=True)
         steps = step_seconds(cfgs, a)
@@ -106,14 +108,13 @@ def main():
                 print(json.dumps(point), flush=True)
                 points.append(point)
                 shutil.rmtree(run)
-                command = " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
-                result = {"experiment": "pareto", "command": command, "commands": commands + [command],
-                          "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0,
-                          "configs": {k: c.to_dict() for k, c in cfgs.items()}, "step_seconds": steps,
-                          "budgets": a.budgets, "seeds": a.seeds, "torch_threads": torch.get_num_threads(), "finetune": {"max_train_samples": a.ft_train, "epochs": 1,
-                          "max_eval_samples": 500, "seeds": a.ft_seeds}, "points": points}
-                out.mkdir(parents=True, exist_ok=True)
-                (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")   # after every point: nothing lost
+                write_results(out, "pareto", prov,   # after every point: nothing lost
+                    # the chapter reads res["commit"]["commit"]: keep the {"commit", "dirty"} record it was written with
+                    commit={"commit": prov["commit"], "dirty": prov["dirty"]}, commands=commands + [prov["command"]],
+                    configs={k: c.to_dict() for k, c in cfgs.items()}, step_seconds=steps,
+                    budgets=a.budgets, seeds=a.seeds, torch_threads=torch.get_num_threads(),
+                    finetune={"max_train_samples": a.ft_train, "epochs": 1, "max_eval_samples": 500, "seeds": a.ft_seeds},
+                    points=points)
     shutil.rmtree(work, ignore_errors=True)
 
 if __name__ == "__main__": main()

@@ -4,11 +4,11 @@ bert2BERT FPI vs AKI) to a 2x wider, 2x deeper dense model, upcycle the best gro
 and with the grown dense model simply trained on for the MoE stage's FLOPs.
 
     python experiments/growth/aquilamoe.py              # writes results/growth/aquilamoe/results.json (seeds in parallel processes)
-    python experiments/growth/aquilamoe.py --quick      # a smoke run (a few steps)
+    python experiments/growth/aquilamoe.py --quick --out /tmp/aq   # a smoke run (a few steps of each stage, one seed)
 
 The chapter nbs/growth/01_aquilamoe.ipynb plots results/growth/aquilamoe/results.json.
 """
-import argparse, copy, dataclasses, json, math, shutil, sys, tempfile, time
+import argparse, copy, dataclasses, math, shutil, tempfile, time
 from pathlib import Path
 import torch
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -16,13 +16,16 @@ from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM, flops_per_t
 from mosaiclab.train import TrainConfig, Callback, DistInfo, evaluate, pretrain
 from mosaiclab.data import PretrainingStream, load_tokenizer_for
 from mosaiclab.mlm import MLMCollator
-from mosaiclab.bench import hardware_info, git_commit
+from mosaiclab.experiment import experiment_parser, lab_overrides, provenance, write_results
 from mosaiclab.growth.aquilamoe import grow, upcycle_to_moe, moe_layers, moe_loss_fn, moe_flops_per_token
 
 SMALL = MosaicBertConfig.lab().replace(d_model=64, n_layers=2, n_heads=2, d_ff=128)
 LARGE = SMALL.replace(d_model=128, n_layers=4, n_heads=4, d_ff=256)
-TRAIN = {"data.seq_len": 64, "global_batch": 16, "micro_batch": 16, "lr": 1e-3, "grad_clip": 1.0, "eval_every": 0,
-         "eval_samples": 16, "checkpoint_every": 0, "max_minutes": None, "precision": "fp32", "log_every": 1000}
+# the trainer's settings shared by every stage (each stage sets its own model and max_steps; the fixed validation set
+# is --eval-samples, evaluated by Recorder, so the trainer's own evaluation is off)
+TRAIN = lab_overrides(d_model=SMALL.d_model, n_layers=SMALL.n_layers, n_heads=SMALL.n_heads, seq_len=64, batch=16, lr=1e-3,
+                      eval_samples=16, grad_clip=1.0, eval_every=0, log_every=1000)
+del TRAIN["max_steps"]
 
 class Recorder(Callback):
     "Counts training FLOPs step by step and evaluates on a fixed validation set every `every` steps."
@@ -41,7 +44,7 @@ class Recorder(Callback):
 
 def run_seed(seed: int, a: argparse.Namespace, work: Path) -> dict:
     "The whole pipeline and its baselines for one seed."
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     base = TrainConfig.lab().with_overrides(TRAIN)
     G, mlm_p = base.global_batch, base.mlm_probability
     tok = load_tokenizer_for(base.data)
@@ -90,8 +93,7 @@ def run_seed(seed: int, a: argparse.Namespace, work: Path) -> dict:
     return {"seed": seed, "best_growth": best, "stages": S}
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap = experiment_parser(__doc__, seeds=(0, 1), out=ROOT / "results" / "growth" / "aquilamoe")
     ap.add_argument("--small-steps", type=int, default=80)
     ap.add_argument("--grow-steps", type=int, default=50)
     ap.add_argument("--moe-steps", type=int, default=50)
@@ -101,12 +103,11 @@ def main():
     ap.add_argument("--top-k", type=int, default=2)
     ap.add_argument("--balance-coef", type=float, default=0.01)
     ap.add_argument("--z-coef", type=float, default=0.001)
-    ap.add_argument("--jobs", type=int, default=None, help="seeds run in parallel processes (default: one per seed)")
-    ap.add_argument("--quick", action="store_true", help="a few steps of each stage, for a smoke test")
-    ap.add_argument("--out", default=str(ROOT / "results" / "growth" / "aquilamoe"))
+    ap.add_argument("--jobs", type=int, default=None, help="seeds run in parallel processes, each with --threads threads (default: one per seed)")
     a = ap.parse_args()
-    if a.quick: a.small_steps, a.grow_steps, a.moe_steps, a.eval_every, a.eval_samples = 8, 6, 6, 3, 16
-    t0 = time.time()
+    if a.quick: a.seeds, a.small_steps, a.grow_steps, a.moe_steps, a.eval_every, a.eval_samples = a.seeds[:1], 8, 6, 6, 3, 16
+    prov = provenance(ROOT, allow_dirty=a.allow_dirty)
+    torch.set_num_threads(a.threads)
     work = Path(tempfile.mkdtemp(prefix="aquilamoe-"))
     jobs = a.jobs or len(a.seeds)
     if jobs > 1:
@@ -116,17 +117,16 @@ def main():
             runs = list(ex.map(run_seed, a.seeds, [a] * len(a.seeds), [work] * len(a.seeds)))
     else: runs = [run_seed(s, a, work) for s in a.seeds]
     base = TrainConfig.lab().with_overrides(TRAIN)
-    result = {"experiment": "growth/aquilamoe", "command": " ".join(["python", "experiments/growth/aquilamoe.py"] + sys.argv[1:]),
-              "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0, "processes": jobs,
-              "config": {"small": SMALL.to_dict(), "large": LARGE.to_dict(), "train": {**TRAIN, "mlm_probability": base.mlm_probability},
-                         "steps": {"small": a.small_steps, "grow": a.grow_steps, "moe": a.moe_steps}, "eval_every": a.eval_every,
-                         "eval_samples": a.eval_samples, "eval_mlm_probability": base.eval_mlm_probability,
-                         "experts": a.experts, "top_k": a.top_k, "balance_coef": a.balance_coef, "z_coef": a.z_coef,
-                         "growth": {"order": "stack", "hidden_mapping": "cyclic", "inner_mapping": "random"}},
-              "runs": runs}
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result) + "\n")
+    path = write_results(a.out, "growth/aquilamoe", prov,
+        # the chapter reads results["commit"]["commit"]: keep the {"commit", "dirty"} record it was written with
+        commit={"commit": prov["commit"], "dirty": prov["dirty"]}, processes=jobs,
+        config={"small": SMALL.to_dict(), "large": LARGE.to_dict(), "train": {**TRAIN, "mlm_probability": base.mlm_probability},
+                "steps": {"small": a.small_steps, "grow": a.grow_steps, "moe": a.moe_steps}, "eval_every": a.eval_every,
+                "eval_samples": a.eval_samples, "eval_mlm_probability": base.eval_mlm_probability,
+                "experts": a.experts, "top_k": a.top_k, "balance_coef": a.balance_coef, "z_coef": a.z_coef,
+                "growth": {"order": "stack", "hidden_mapping": "cyclic", "inner_mapping": "random"}},
+        runs=runs)
     shutil.rmtree(work)   # checkpoints and per-run reports are not part of the result
-    print(f"wrote {out / 'results.json'} after {result['wall_seconds']:.0f} s")
+    print(f"wrote {path}")
 
 if __name__ == "__main__": main()

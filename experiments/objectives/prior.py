@@ -14,16 +14,16 @@ predicts them), "of", "by" and "." are fixed (the text predicts them), and count
 3. teacher-forced accuracy on each token type is measured on held-out examples during training.
 
     python experiments/objectives/prior.py            # writes results/objectives/prior/results.json (1 thread; 39 min on a loaded machine)
-    python experiments/objectives/prior.py --quick
+    python experiments/objectives/prior.py --quick --out /tmp/prior   # a smoke run (20 steps, one seed)
 
 The chapter nbs/objectives/02_prior.ipynb plots results/objectives/prior/results.json.
 """
-import argparse, json, sys, time
+import time
 from pathlib import Path
 import numpy as np
 import torch
 ROOT = Path(__file__).resolve().parents[2]
-from mosaiclab.bench import git_commit, hardware_info
+from mosaiclab.experiment import experiment_parser, provenance, write_results
 from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM
 from mosaiclab.objectives.prior import TokenReweighter, scored_tokens
 from mosaiclab.objectives.ul2 import collate_prefix_lm, MODEL_KEYS
@@ -88,8 +88,7 @@ def train(model, a, data, step_fn, eval_batch):
     return curve
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    ap = experiment_parser(__doc__, seeds=(0, 1, 2, 3), out=ROOT / "results" / "objectives" / "prior")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--ref-steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=32)
@@ -97,12 +96,10 @@ def main():
     ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--eval-every", type=int, default=25)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "results" / "objectives" / "prior"))
     a = ap.parse_args()
-    if a.quick: a.seeds, a.steps, a.ref_steps = [0], 20, 20
-    torch.set_num_threads(1)
-    t0 = time.time()
+    if a.quick: a.seeds, a.steps, a.ref_steps = a.seeds[:1], 20, 20
+    prov = provenance(ROOT, allow_dirty=a.allow_dirty)
+    torch.set_num_threads(a.threads)
     ev_img, ev_txt = batches(*sample(512, seed=999))
     # 1. the text-only reference, trained once on captions alone
     ref = make_model(a, 12345)
@@ -125,13 +122,10 @@ def main():
             runs.append({"method": method, "seed": seed, "curve": curve, "seconds": time.time() - t1})
             print(method, seed, {k: round(v["accuracy"], 3) for k, v in curve[-1].items() if k != "step"},
                   f"{time.time() - t1:.0f}s", flush=True)
-    result = {"experiment": "prior", "command": " ".join(["python", "experiments/objectives/prior.py"] + sys.argv[1:]),
-              "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0,
-              "config": {**{k: v for k, v in vars(a).items() if k != "out"}, "slots": SLOTS, "slot_kind": KIND,
-                         "attributes": ATTRS, "visual_synonyms": SYN, "vocab_size": VOCAB, "normalize": "sequence"},
-              "reference": {"curve": ref_curve, "mean_weight_per_slot": mean_weight}, "runs": runs}
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(f"total {result['wall_seconds']:.0f}s")
+    path = write_results(a.out, "prior", prov,
+        config={**{k: v for k, v in vars(a).items() if k not in ("out", "allow_dirty")}, "slots": SLOTS, "slot_kind": KIND,
+                "attributes": ATTRS, "visual_synonyms": SYN, "vocab_size": VOCAB, "normalize": "sequence"},
+        reference={"curve": ref_curve, "mean_weight_per_slot": mean_weight}, runs=runs)
+    print(f"wrote {path}")
 
 if __name__ == "__main__": main()

@@ -9,16 +9,16 @@ shown against its ceiling, and the value of the right-hand context for infilling
     python experiments/objectives/ul2.py     # writes results/objectives/ul2/results.json (1 thread; minutes idle, 45 min on a loaded machine)
     python experiments/objectives/ul2.py --objectives span mixture --steps 1200 --seeds 0 --eval-at 300 600 900 \\
         --out /tmp/ul2-long                  # the span objectives 4x longer, with a learning curve (an exercise)
-    python experiments/objectives/ul2.py --quick         # a smoke run
+    python experiments/objectives/ul2.py --quick --out /tmp/ul2   # a smoke run (30 steps, one seed, 64 eval texts)
 
 The chapter nbs/objectives/01_ul2.ipynb plots results/objectives/ul2/results.json.
 """
-import argparse, json, random, sys, time
+import random, time
 from pathlib import Path
 import numpy as np
 import torch
 ROOT = Path(__file__).resolve().parents[2]
-from mosaiclab.bench import git_commit, hardware_info
+from mosaiclab.experiment import experiment_parser, provenance, write_results
 from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM
 from mosaiclab.objectives.ul2 import (CausalLMCollator, MixtureOfDenoisers, SpanCorruptCollator, collate_prefix_lm, random_spans_mask,
                            span_corrupt, target_metrics, MODEL_KEYS, UL2_DENOISERS)
@@ -128,9 +128,8 @@ def evaluate(model, objective, texts, masks):
     return res
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = experiment_parser(__doc__, seeds=(0, 1, 2), out=ROOT / "results" / "objectives" / "ul2")
     ap.add_argument("--objectives", nargs="+", default=["causal", "span", "mixture"])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -138,14 +137,13 @@ def main():
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--eval-texts", type=int, default=1000)
     ap.add_argument("--eval-at", type=int, nargs="*", default=[], help="also evaluate after these steps (a learning curve)")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "results" / "objectives" / "ul2"))
     a = ap.parse_args()
-    if a.quick: a.steps, a.seeds, a.eval_texts = 30, [0], 64
-    torch.set_num_threads(1)   # tiny models: one thread is fastest on a shared 2-core machine
+    if a.quick: a.steps, a.seeds, a.eval_texts = 30, a.seeds[:1], 64
+    prov = provenance(ROOT, allow_dirty=a.allow_dirty)
+    torch.set_num_threads(a.threads)   # tiny models: one thread (the default) is fastest on a shared 2-core machine
     P = markov_chain()
     texts, masks = sample_texts(P, a.eval_texts, seed=999), infill_masks(a.eval_texts, seed=999)
-    t0, runs = time.time(), []
+    runs = []
     for seed in a.seeds:
         for obj in a.objectives:
             t1 = time.time()
@@ -156,15 +154,13 @@ def main():
                          "seconds": time.time() - t1})
             print(obj, seed, {t: {m: round(v["accuracy"], 3) for m, v in d.items()} for t, d in ev.items()},
                   f"{time.time() - t1:.0f}s", flush=True)
-    result = {"experiment": "ul2", "command": " ".join(["python", "experiments/objectives/ul2.py"] + sys.argv[1:]),
-              "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0,
-              "config": {**{k: v for k, v in vars(a).items() if k != "out"}, "text_length": L, "continuation_prefix": PREFIX,
-                         "n_words": N_WORDS, "markov_fanout_probs": [0.55, 0.25, 0.15, 0.05],
-                         "denoisers": [d.__dict__ for d in UL2_DENOISERS], "paradigm_weights": "equal (R, S, X)",
-                         "model": model_config(a).to_dict()},
-              "oracle": oracle(P, texts, masks), "runs": runs}
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-    print("oracle", result["oracle"], f"total {result['wall_seconds']:.0f}s")
+    orc = oracle(P, texts, masks)
+    path = write_results(a.out, "ul2", prov,
+        config={**{k: v for k, v in vars(a).items() if k not in ("out", "allow_dirty")}, "text_length": L, "continuation_prefix": PREFIX,
+                "n_words": N_WORDS, "markov_fanout_probs": [0.55, 0.25, 0.15, 0.05],
+                "denoisers": [d.__dict__ for d in UL2_DENOISERS], "paradigm_weights": "equal (R, S, X)",
+                "model": model_config(a).to_dict()},
+        oracle=orc, runs=runs)
+    print("oracle", orc, f"wrote {path}")
 
 if __name__ == "__main__": main()

@@ -3,17 +3,17 @@
 and compare the probe curves across sizes against tokens seen and against validation MLM loss.
 
     python experiments/science/fine_line.py           # writes results/science/fine_line/results.json
-    python experiments/science/fine_line.py --quick   # a smoke run
+    python experiments/science/fine_line.py --quick --out /tmp/fl   # a smoke run (two sizes, 20 steps, 200 probe examples)
 
 The chapter nbs/science/02_fine_line.ipynb plots results/science/fine_line/results.json.
 """
-import argparse, json, shutil, sys, tempfile, time
+import shutil, sys, tempfile, time
 from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import torch
 from mosaiclab.train import TrainConfig, pretrain, Callback
-from mosaiclab.bench import hardware_info, git_commit
+from mosaiclab.experiment import experiment_parser, lab_overrides, provenance, write_results
 from mosaiclab.model import MosaicBertForMaskedLM, from_pretrained, n_params
 from mosaiclab.science.probes import task_features, PROBES, collapse_error
 
@@ -47,32 +47,30 @@ def alignment(runs: list) -> dict:
     return align
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = experiment_parser(__doc__, seeds=(0,), out=ROOT / "results" / "science" / "fine_line")
     ap.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64], help="d_model values (2 layers, d_ff = 2 d_model)")
     ap.add_argument("--steps", type=int, default=160)
     ap.add_argument("--every", type=int, default=20, help="checkpoint (and probe) every this many steps")
     ap.add_argument("--n-train", type=int, default=500, help="probe training examples per task")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "results" / "science" / "fine_line"))
     a = ap.parse_args()
+    if len(a.seeds) != 1: ap.error("--seeds: one seed (every size is trained from it)")
     if a.quick: a.sizes, a.steps, a.every, a.n_train = [32, 64], 20, 10, 200
-    torch.set_num_threads(1)
-    t0 = time.time()
+    prov = provenance(ROOT, allow_dirty=a.allow_dirty)
+    torch.set_num_threads(a.threads)
+    seed, batch, seq_len = a.seeds[0], 32, 64
     tmp = Path(tempfile.mkdtemp(prefix="fine-line-"))
     runs = []
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     def write(runs, complete):
-        result = {"experiment": "fine_line", "command": " ".join(["python", "experiments/science/fine_line.py"] + sys.argv[1:]),
-                  "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0, "complete": complete,
-                  "setup": {"sizes": a.sizes, "steps": a.steps, "every": a.every, "n_train": a.n_train, "tasks": list(TASKS),
-                            "probes": list(PROBES), "batch": 32, "seq_len": 64},
-                  "runs": runs, "alignment": alignment(runs) if len(runs) > 1 else {}}
-        (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+        return write_results(a.out, "fine_line", prov,
+            # the chapter reads res["commit"].get("commit"): keep the {"commit", "dirty"} record it was written with
+            commit={"commit": prov["commit"], "dirty": prov["dirty"]}, complete=complete,
+            setup={"sizes": a.sizes, "steps": a.steps, "every": a.every, "n_train": a.n_train, "tasks": list(TASKS),
+                   "probes": list(PROBES), "batch": batch, "seq_len": seq_len, "seed": seed},
+            runs=runs, alignment=alignment(runs) if len(runs) > 1 else {})
     for d in a.sizes:
-        cfg = TrainConfig.lab().with_overrides({
-            "model.d_model": d, "model.n_layers": 2, "model.n_heads": 2 if d < 128 else 4, "model.d_ff": 2 * d,
-            "data.seq_len": 64, "max_steps": a.steps, "eval_every": a.every, "checkpoint_every": a.every, "keep_checkpoints": 1,
-            "eval_samples": 256, "max_minutes": None, "precision": "fp32", "log_every": 10, "seed": 0})
+        cfg = TrainConfig.lab().with_overrides(lab_overrides(
+            d_model=d, n_layers=2, n_heads=2 if d < 128 else 4, seq_len=seq_len, batch=batch, steps=a.steps, lr=TrainConfig.lab().lr,
+            eval_samples=256, eval_every=a.every, checkpoint_every=a.every, keep_checkpoints=1, seed=seed))
         ts = time.time()
         torch.manual_seed(cfg.seed)
         m0 = MosaicBertForMaskedLM(cfg.model)   # the step-0 point: the same init pretrain starts from (same seed, same constructor)
@@ -82,10 +80,10 @@ def main():
         last = record[-1]
         print(f"d={d}: {n_params(m0):,} params, final eval loss {last['eval_loss']:.3f}, "
               + ", ".join(f"{k} {v:.3f}" for k, v in last.items() if "/" in k) + f" ({time.time() - ts:.0f} s)", flush=True)
-        write(runs, complete=d == a.sizes[-1])   # after every size: a stopped run still leaves what it measured
+        path = write(runs, complete=d == a.sizes[-1])   # after every size: a stopped run still leaves what it measured
     shutil.rmtree(tmp)
     align = alignment(runs)
     for k, v in align.items(): print(f"{k:32s} collapse error vs tokens {v['vs_tokens']:.4f}, vs loss {v['vs_loss']:.4f}")
-    print(f"done in {time.time() - t0:.0f} s")
+    print(f"wrote {path}")
 
 if __name__ == "__main__": main()

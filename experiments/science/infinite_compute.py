@@ -4,17 +4,17 @@ fitted asymptote L(N) = E + A/N^alpha; (3) ensembles of 1-4 members with their o
 4-member ensemble distilled into one student.
 
     python experiments/science/infinite_compute.py          # writes results/science/infinite_compute/results.json
-    python experiments/science/infinite_compute.py --quick  # a smoke run
+    python experiments/science/infinite_compute.py --quick --out /tmp/ic   # a smoke run (10 steps, 2 weight decays, 3 sizes, 2 members)
 
 The chapter nbs/science/01_infinite_compute.ipynb plots results/science/infinite_compute/results.json.
 """
-import argparse, gzip, itertools, json, shutil, sys, tempfile, time
+import gzip, itertools, json, shutil, sys, tempfile, time
 from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import torch
 from mosaiclab.train import TrainConfig, pretrain, read_metrics
-from mosaiclab.bench import hardware_info, git_commit
+from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, write_results
 from mosaiclab.data import DataConfig, PretrainingStream, load_documents, corpus_samples, load_tokenizer_for
 from mosaiclab.mlm import MLMCollator
 from mosaiclab.model import from_pretrained, n_params
@@ -35,7 +35,7 @@ def write_slice(root: Path, tokens: int, seq_len: int) -> dict:
     return {"documents": len(docs), "tokens": total, "samples": n}
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = experiment_parser(__doc__, out=ROOT / "results" / "science" / "infinite_compute")
     ap.add_argument("--tokens", type=int, default=10_000, help="size of the fixed training slice")
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--wds", type=float, nargs="+", default=[1e-5, 1e-3, 1e-2, 3e-2])
@@ -43,16 +43,15 @@ def main():
     ap.add_argument("--base", type=int, default=24, help="d_model of the wd sweep, the ensemble members and the student")
     ap.add_argument("--members", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "results" / "science" / "infinite_compute"))
     a = ap.parse_args()
-    if a.quick: a.steps, a.wds, a.sizes, a.members = 30, [1e-5, 1e-2], [32, 48, 64], 2
-    torch.set_num_threads(1)
-    t0 = time.time()
+    if a.seeds != [0]: ap.error("--seeds: this experiment's seeds are fixed (0: the sweeps, 1..members-1: the other ensemble members, 100: the student)")
+    if a.quick: a.steps, a.wds, a.sizes, a.members = 10, [1e-5, 1e-2], [16, 24, 32], 2
+    prov = provenance(ROOT, allow_dirty=a.allow_dirty)
+    torch.set_num_threads(a.threads)
     tmp = Path(tempfile.mkdtemp(prefix="infinite-compute-"))
-    seq_len = 64
+    seq_len, batch = 64, 32
     data = write_slice(tmp / "corpus", a.tokens, seq_len)
-    data["epochs"] = a.steps * 32 / data["samples"]
+    data["epochs"] = a.steps * batch / data["samples"]
     print(f"fixed data: {data}", flush=True)
     dcfg = DataConfig(source=str(tmp / "corpus"), seq_len=seq_len)
     val = PretrainingStream(dcfg, "validation", seed=0).batch(0, 512)
@@ -63,11 +62,9 @@ def main():
 
     def train(name, d, wd, seed, loss_fn=None):
         nonlocal counts
-        cfg = TrainConfig.lab().with_overrides({
-            "model.d_model": d, "model.n_layers": 2, "model.n_heads": 2, "model.d_ff": 2 * d,
-            "data.source": str(tmp / "corpus"), "data.seq_len": seq_len, "max_steps": a.steps, "eval_every": max(1, a.steps // 6),
-            "eval_samples": 256, "checkpoint_every": 0, "max_minutes": None, "precision": "fp32", "log_every": 10,
-            "lr": a.lr, "weight_decay": wd, "seed": seed})
+        cfg = TrainConfig.lab().with_overrides(lab_overrides(
+            d_model=d, n_layers=2, n_heads=2, seq_len=seq_len, batch=batch, steps=a.steps, lr=a.lr, evals=6, eval_samples=256,
+            **{"data.source": str(tmp / "corpus"), "weight_decay": wd, "seed": seed}))
         ts = time.time()
         s = pretrain(cfg, tmp / name, loss_fn=loss_fn, progress=False)
         model = from_pretrained(tmp / name / "model")
@@ -124,20 +121,18 @@ def main():
     single = runs[member_names[0]]["val_loss"]
     ens_loss = ensembles["probs"][-1]["val_loss"]
     distill = {"student": runs[f"student-d{a.base}"]["val_loss"], "single": single,
-               "single_mean_over_members": sum(runs[n]["val_loss"] for n in member_names) / len(member_names),
+               "single_mean_over_members": mean_std([runs[n]["val_loss"] for n in member_names])[0],
                "ensemble": ens_loss, "teacher_members": a.members, "weight": 0.5, "temperature": 1.0}
     gain = distill["single_mean_over_members"] - ens_loss
     distill["retained_fraction"] = (distill["single_mean_over_members"] - distill["student"]) / gain if gain > 0 else None
     print(f"distillation: {distill}", flush=True)
-    result = {"experiment": "infinite_compute", "command": " ".join(["python", "experiments/science/infinite_compute.py"] + sys.argv[1:]),
-              "commit": git_commit(ROOT), "hardware": hardware_info("cpu"), "wall_seconds": time.time() - t0,
-              "setup": {"data": data, "steps": a.steps, "lr": a.lr, "batch": 32, "seq_len": seq_len, "n_layers": 2,
-                        "base_d_model": a.base, "val_samples": len(val), "wds": a.wds, "sizes": a.sizes},
-              "best_wd": best_wd, "runs": runs, "size_sweeps": sweeps, "ensembles": ensembles, "ensemble_fits": ens_fit,
-              "distillation": distill}
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    path = write_results(a.out, "infinite_compute", prov,
+        # the chapter reads res["commit"].get("commit"): keep the {"commit", "dirty"} record it was written with
+        commit={"commit": prov["commit"], "dirty": prov["dirty"]},
+        setup={"data": data, "steps": a.steps, "lr": a.lr, "batch": batch, "seq_len": seq_len, "n_layers": 2,
+               "base_d_model": a.base, "val_samples": len(val), "wds": a.wds, "sizes": a.sizes},
+        best_wd=best_wd, runs=runs, size_sweeps=sweeps, ensembles=ensembles, ensemble_fits=ens_fit, distillation=distill)
     shutil.rmtree(tmp)
-    print(f"done in {time.time() - t0:.0f} s")
+    print(f"wrote {path}")
 
 if __name__ == "__main__": main()
