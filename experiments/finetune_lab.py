@@ -8,7 +8,7 @@
 --seeds and --minilm-seeds are seed lists (the suite's recipe seeds are 19 8364 717); --only reruns some sources and
 keeps the others already in the results file. The chapter nbs/mosaicbert/11_finetune.ipynb plots the committed results.
 """
-import json, shutil, tempfile
+import json, tempfile
 from pathlib import Path
 import torch
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ def main():
     if out.suffix == ".json": out, a.name = out.parent, out.name      # the old form: --out results/finetune/lab_suite.json
     path = out / a.name
     over = {"max_train_samples": a.max_train_samples, "epochs": a.epochs}
-    with tempfile.TemporaryDirectory(prefix="finetune-lab-") as tmp:   # the quick checkpoint, and write_results' file before its rename
+    with tempfile.TemporaryDirectory(prefix="finetune-lab-") as tmp:   # the quick run's checkpoint
         tmp = Path(tmp)
         if a.quick:
             a.seeds, a.minilm_seeds = a.seeds[:1], (a.minilm_seeds or a.seeds)[:1]
@@ -53,11 +53,8 @@ def main():
             print_suite(r)
             r["source"] = str(src)
             results[label] = r
-            # write after each source: nothing is lost if a later one fails. write_results names its file results.json:
-            # written in the temporary folder, then moved to --out/--name
-            part = write_results(tmp / "out", "finetune_lab", prov, overrides=over, pretrained_summary=pretrained_summary, results=results)
-            out.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(part), str(path))
+            # write after each source: nothing is lost if a later one fails
+            write_results(out, "finetune_lab", prov, filename=a.name, overrides=over, pretrained_summary=pretrained_summary, results=results)
     print(f"results: {path}")
 
 if __name__ == "__main__": main()

@@ -109,8 +109,7 @@ def main():
                 points.append(point)
                 shutil.rmtree(run)
                 write_results(out, "pareto", prov,   # after every point: nothing lost
-                    # the chapter reads res["commit"]["commit"]: keep the {"commit", "dirty"} record it was written with
-                    commit={"commit": prov["commit"], "dirty": prov["dirty"]}, commands=commands + [prov["command"]],
+                    commands=commands + [prov["command"]],
                     configs={k: c.to_dict() for k, c in cfgs.items()}, step_seconds=steps,
                     budgets=a.budgets, seeds=a.seeds, torch_threads=torch.get_num_threads(),
                     finetune={"max_train_samples": a.ft_train, "epochs": 1, "max_eval_samples": 500, "seeds": a.ft_seeds},

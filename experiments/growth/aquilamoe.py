@@ -118,8 +118,7 @@ def main():
     else: runs = [run_seed(s, a, work) for s in a.seeds]
     base = TrainConfig.lab().with_overrides(TRAIN)
     path = write_results(a.out, "growth/aquilamoe", prov,
-        # the chapter reads results["commit"]["commit"]: keep the {"commit", "dirty"} record it was written with
-        commit={"commit": prov["commit"], "dirty": prov["dirty"]}, processes=jobs,
+        processes=jobs,
         config={"small": SMALL.to_dict(), "large": LARGE.to_dict(), "train": {**TRAIN, "mlm_probability": base.mlm_probability},
                 "steps": {"small": a.small_steps, "grow": a.grow_steps, "moe": a.moe_steps}, "eval_every": a.eval_every,
                 "eval_samples": a.eval_samples, "eval_mlm_probability": base.eval_mlm_probability,

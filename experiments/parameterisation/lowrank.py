@@ -3,7 +3,7 @@ refactorization and momentum reset), ReLoRA, GaLore, Fira and SLTrain, all at th
 measured memory (parameters, optimizer state) of every method.
 
     python experiments/parameterisation/lowrank.py                  # writes results/parameterisation/lowrank/
-    python experiments/parameterisation/lowrank.py --steps 20 --seeds 0 --out /tmp/lr   # a smoke run
+    python experiments/parameterisation/lowrank.py --quick --out /tmp/lr     # a smoke run (a few steps, one seed)
 
 The chapter nbs/parameterisation/02_lowrank.ipynb plots results/parameterisation/lowrank/results.json.
 """

@@ -2,7 +2,7 @@
 the last two at a matched parameter count, and measure validation MLM loss, parameters and optimizer-state memory.
 
     python experiments/parameterisation/sltrain.py                 # writes results/parameterisation/sltrain/
-    python experiments/parameterisation/sltrain.py --steps 20 --seeds 0 --out /tmp/sl   # a smoke run
+    python experiments/parameterisation/sltrain.py --quick --out /tmp/sl     # a smoke run (a few steps, one seed)
 
 The chapter nbs/parameterisation/01_sltrain.ipynb plots results/parameterisation/sltrain/results.json.
 """

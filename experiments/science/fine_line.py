@@ -62,8 +62,7 @@ def main():
     runs = []
     def write(runs, complete):
         return write_results(a.out, "fine_line", prov,
-            # the chapter reads res["commit"].get("commit"): keep the {"commit", "dirty"} record it was written with
-            commit={"commit": prov["commit"], "dirty": prov["dirty"]}, complete=complete,
+            complete=complete,
             setup={"sizes": a.sizes, "steps": a.steps, "every": a.every, "n_train": a.n_train, "tasks": list(TASKS),
                    "probes": list(PROBES), "batch": batch, "seq_len": seq_len, "seed": seed},
             runs=runs, alignment=alignment(runs) if len(runs) > 1 else {})

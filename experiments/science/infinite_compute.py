@@ -127,8 +127,6 @@ def main():
     distill["retained_fraction"] = (distill["single_mean_over_members"] - distill["student"]) / gain if gain > 0 else None
     print(f"distillation: {distill}", flush=True)
     path = write_results(a.out, "infinite_compute", prov,
-        # the chapter reads res["commit"].get("commit"): keep the {"commit", "dirty"} record it was written with
-        commit={"commit": prov["commit"], "dirty": prov["dirty"]},
         setup={"data": data, "steps": a.steps, "lr": a.lr, "batch": batch, "seq_len": seq_len, "n_layers": 2,
                "base_d_model": a.base, "val_samples": len(val), "wds": a.wds, "sizes": a.sizes},
         best_wd=best_wd, runs=runs, size_sweeps=sweeps, ensembles=ensembles, ensemble_fits=ens_fit, distillation=distill)
