@@ -132,7 +132,8 @@ def get_preset(name: str) -> TrainConfig:
 # %% ../nbs/mosaicbert/09_pretraining.ipynb #3d47e9ca
 def lr_multiplier(step: int, max_steps: int, warmup_steps: int, final_frac: float = 0.02) -> float:
     "Linear warmup from 0 to 1 over `warmup_steps`, then linear decay to `final_frac` at `max_steps`."
-    if step < warmup_steps: return (step + 1) / warmup_steps
+    # Composer's LinearWithWarmupScheduler: t / t_warmup, so the first step runs at lr 0, as in the original recipe
+    if step < warmup_steps: return step / warmup_steps
     progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
     return 1.0 + (final_frac - 1.0) * min(1.0, progress)
 
