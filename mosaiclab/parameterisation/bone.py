@@ -14,7 +14,7 @@ __all__ = ['bat_delta', 'BoneLinear', 'LoRALinear', 'add_adapters', 'trainable_p
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from .linears import replace_linears, encoder_linears
+from .linears import replace_linears, encoder_linears, register_layer, LORA_ALPHA, lora_scaling
 
 # %% ../../nbs/parameterisation/05_bone.ipynb #c1c94da4
 def bat_delta(weight: Tensor,   # (out, in), frozen
@@ -29,6 +29,7 @@ def bat_delta(weight: Tensor,   # (out, in), frozen
     return delta.permute(1, 2, 0, 3).reshape(out, inp)
 
 # %% ../../nbs/parameterisation/05_bone.ipynb #6cf6d09f
+@register_layer
 class BoneLinear(nn.Module):
     "A frozen Linear plus a Bone adapter: block-affine ('bat', W + W_blocks b + b) or block-shared ('bone', W + tile(b))."
     def __init__(self, base: nn.Linear,
@@ -45,6 +46,16 @@ class BoneLinear(nn.Module):
         for p in self.base.parameters(): p.requires_grad_(False)
         shape = (out // r, r, r) if variant == "bat" else (r, out)
         self.bone = nn.Parameter(torch.zeros(shape, device=base.weight.device, dtype=base.weight.dtype))  # zero: starts as W
+
+    def spec(self) -> dict:
+        "Arguments of `from_spec`: the base's shape, the block size and the variant (values come with the state dict)."
+        out, inp = self.base.weight.shape
+        return {"in_features": inp, "out_features": out, "bias": self.base.bias is not None, "r": self.r, "variant": self.variant}
+
+    @classmethod
+    def from_spec(cls, in_features: int, out_features: int, bias: bool, r: int, variant: str = "bat") -> "BoneLinear":
+        "A layer with the parameter names and shapes `spec()` describes, around a fresh frozen base."
+        return cls(nn.Linear(in_features, out_features, bias=bias), r, variant)
 
     def delta_weight(self) -> Tensor:
         "The update added to the frozen weight, (out, in)."
@@ -66,22 +77,33 @@ class BoneLinear(nn.Module):
     def extra_repr(self) -> str: return f"r={self.r}, variant={self.variant}, trainable={self.bone.numel()}"
 
 # %% ../../nbs/parameterisation/05_bone.ipynb #175d99b9
+@register_layer
 class LoRALinear(nn.Module):
     "A frozen Linear plus a low-rank update (alpha / k) B A, B zero at the start (Hu et al., 2021)."
     def __init__(self, base: nn.Linear,
                  rank: int,               # k
-                 alpha: float | None = None,   # scaling numerator; None: alpha = rank (scale 1)
+                 alpha: float | None = LORA_ALPHA,   # scaling numerator; None: alpha = rank (scale 1, Hu et al.)
                  ):
         super().__init__()
         if not isinstance(rank, int) or rank < 1: raise ValueError(f"rank must be a positive integer, got {rank!r}")
         out, inp = base.weight.shape
-        self.base, self.rank = base, rank
+        self.base, self.rank, self.alpha = base, rank, alpha
         for p in self.base.parameters(): p.requires_grad_(False)
-        self.scale = (alpha if alpha is not None else rank) / rank
+        self.scale = lora_scaling(rank, alpha)
         kw = dict(device=base.weight.device, dtype=base.weight.dtype)
         self.lora_A = nn.Parameter(torch.empty(rank, inp, **kw))   # (k, in)
         self.lora_B = nn.Parameter(torch.zeros(out, rank, **kw))   # (out, k): zero, so the layer starts as W
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+
+    def spec(self) -> dict:
+        "Arguments of `from_spec`: the base's shape, rank and alpha (values come with the state dict)."
+        out, inp = self.base.weight.shape
+        return {"in_features": inp, "out_features": out, "bias": self.base.bias is not None, "rank": self.rank, "alpha": self.alpha}
+
+    @classmethod
+    def from_spec(cls, in_features: int, out_features: int, bias: bool, rank: int, alpha: float | None = LORA_ALPHA) -> "LoRALinear":
+        "A layer with the parameter names and shapes `spec()` describes, around a fresh frozen base."
+        return cls(nn.Linear(in_features, out_features, bias=bias), rank, alpha)
 
     def delta_weight(self) -> Tensor: return self.scale * self.lora_B @ self.lora_A   # (out, in)
 

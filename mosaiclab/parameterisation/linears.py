@@ -6,9 +6,10 @@
 from __future__ import annotations
 from collections.abc import Callable
 from torch import nn
+from ..model import register_layer
 
 # %% auto #0
-__all__ = ['encoder_linears', 'replace_linears']
+__all__ = ['LORA_ALPHA', 'encoder_linears', 'replace_linears', 'lora_scaling']
 
 # %% ../../nbs/parameterisation/00_linears.ipynb #59adb991
 def encoder_linears(name: str, module: nn.Linear) -> bool:
@@ -20,8 +21,9 @@ def replace_linears(model: nn.Module,
                     include: Callable[[str, nn.Linear], bool] = encoder_linears,
                     ) -> list[str]:
     "Replace each `nn.Linear` of `model` that `include` accepts by `make(name, linear)`, in place; returns the names replaced."
-    # Linears inside an earlier replacement (a wrapper holding the dense layer, say) belong to that method: skip them
-    done = [n + "." for n, m in model.named_modules() if getattr(m, "_replaced_linear", False)]
+    # Linears inside an earlier replacement (a wrapper holding the dense layer, say) belong to that method: skip them;
+    # a Part II layer rebuilt by from_pretrained carries no mark, but its spec() says what it is
+    done = [n + "." for n, m in model.named_modules() if getattr(m, "_replaced_linear", False) or callable(getattr(m, "spec", None))]
     targets = [(n, m) for n, m in model.named_modules()
                if type(m) is nn.Linear and include(n, m) and not any(n.startswith(d) for d in done)]
     for name, lin in targets:
@@ -32,3 +34,12 @@ def replace_linears(model: nn.Module,
         new._replaced_linear = True
         setattr(parent, attr, new)
     return [n for n, _ in targets]
+
+# %% ../../nbs/parameterisation/00_linears.ipynb #d57b99c7
+LORA_ALPHA = 32.0   # the alpha of alpha / r when a Part II layer is given none (SLTrain, ReLoRA and benchmark code)
+
+def lora_scaling(rank: int,                        # r
+                 alpha: float | None = LORA_ALPHA, # None: alpha = r (Hu et al.'s choice), scale 1
+                 ) -> float:
+    "The factor on B A of every LoRA-style layer: alpha / r."
+    return 1.0 if alpha is None else alpha / rank

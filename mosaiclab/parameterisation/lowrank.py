@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from .linears import replace_linears, encoder_linears
+from .linears import replace_linears, encoder_linears, register_layer, LORA_ALPHA, lora_scaling
 from ..model import MosaicBertConfig, MosaicBertForMaskedLM
 from ..train import Callback, TrainConfig, make_optimizer
 from ..experiment import mean_std
@@ -25,17 +25,18 @@ def _balanced_split(P: Tensor, rank: int) -> tuple[Tensor, Tensor]:
     root = S[:rank].sqrt()
     return (U[:, :rank] * root).to(P.dtype), (root[:, None] * Vh[:rank]).to(P.dtype)
 
+@register_layer
 class LowRankLinear(nn.Module):
     "W = (alpha/r) B A: a rank-r replacement for `nn.Linear`, trained from scratch or built from a dense layer by truncated SVD."
     def __init__(self, in_features: int, out_features: int,
                  rank: int,                  # r
-                 alpha: float | None = 32.0, # scale alpha / r (benchmark code: 32); None: scale 1
+                 alpha: float | None = LORA_ALPHA, # scale alpha / r (benchmark code: 32); None: scale 1
                  bias: bool = True):
         super().__init__()
         if not 1 <= rank <= min(in_features, out_features):
             raise ValueError(f"rank must be in [1, {min(in_features, out_features)}] for a {out_features}x{in_features} weight, got {rank}")
-        self.in_features, self.out_features, self.rank = in_features, out_features, rank
-        self.scaling = 1.0 if alpha is None else alpha / rank
+        self.in_features, self.out_features, self.rank, self.alpha = in_features, out_features, rank, alpha
+        self.scaling = lora_scaling(rank, alpha)
         # pretraining from scratch: both factors Kaiming-uniform, as the benchmark's low_rank_model.py
         # (a zero B, LoRA's choice, would leave a pure low-rank layer with zero gradient for A at the start)
         self.lora_A = nn.Parameter(torch.empty(rank, in_features))     # (r, in)
@@ -47,7 +48,7 @@ class LowRankLinear(nn.Module):
         else: self.register_parameter("bias", None)
 
     @classmethod
-    def like(cls, linear: nn.Linear, rank: int, alpha: float | None = 32.0) -> "LowRankLinear":
+    def like(cls, linear: nn.Linear, rank: int, alpha: float | None = LORA_ALPHA) -> "LowRankLinear":
         "A freshly initialised rank-r layer with the shape and bias of `linear`."
         return cls(linear.in_features, linear.out_features, rank, alpha, linear.bias is not None)
 
@@ -60,6 +61,11 @@ class LowRankLinear(nn.Module):
         new.lora_B.copy_(B); new.lora_A.copy_(A)
         if linear.bias is not None: new.bias.copy_(linear.bias)
         return new
+
+    def spec(self) -> dict:
+        "Constructor arguments that rebuild this layer (an SVD-built one has alpha None: scale 1)."
+        return {"in_features": self.in_features, "out_features": self.out_features, "rank": self.rank,
+                "alpha": self.alpha, "bias": self.bias is not None}
 
     def weight(self) -> Tensor:
         "The effective weight (alpha/r) B A, shape (out, in)."
@@ -78,19 +84,31 @@ class LowRankLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, bias={self.bias is not None}"
 
 # %% ../../nbs/parameterisation/02_lowrank.ipynb #d7f079cb
+@register_layer
 class ReLoRALinear(nn.Module):
     "ReLoRA: a frozen dense weight plus a trainable LoRA update (alpha/r) B A, merged into the weight and restarted periodically."
     def __init__(self, linear: nn.Linear,          # its weight becomes the frozen base (its bias stays trainable)
-                 rank: int, alpha: float = 32.0):
+                 rank: int, alpha: float = LORA_ALPHA):
         super().__init__()
         if not 1 <= rank <= min(linear.in_features, linear.out_features):
             raise ValueError(f"rank must be in [1, {min(linear.in_features, linear.out_features)}], got {rank}")
-        self.in_features, self.out_features, self.rank, self.scaling = linear.in_features, linear.out_features, rank, alpha / rank
+        self.in_features, self.out_features, self.rank, self.alpha = linear.in_features, linear.out_features, rank, alpha
+        self.scaling = lora_scaling(rank, alpha)
         self.base = nn.Parameter(linear.weight.detach().clone(), requires_grad=False)   # (out, in): memory, no optimizer state
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
         self.lora_A = nn.Parameter(torch.empty(rank, self.in_features))
         self.lora_B = nn.Parameter(torch.zeros(self.out_features, rank))
         self.reset_adapter()
+
+    def spec(self) -> dict:
+        "Arguments of `from_spec`: the base's shape, rank and alpha (the base's values come back with the state dict)."
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias is not None,
+                "rank": self.rank, "alpha": self.alpha}
+
+    @classmethod
+    def from_spec(cls, in_features: int, out_features: int, bias: bool, rank: int, alpha: float = LORA_ALPHA) -> "ReLoRALinear":
+        "A layer with the parameter names and shapes `spec()` describes, around a fresh dense base."
+        return cls(nn.Linear(in_features, out_features, bias=bias), rank, alpha)
 
     @torch.no_grad()
     def reset_adapter(self):
@@ -223,14 +241,14 @@ def galore_optimizer_fn(rank: int, update_proj_gap: int = 200, scale: float = 0.
     return make
 
 # %% ../../nbs/parameterisation/02_lowrank.ipynb #d875f70e
-def lowrank_mlm(cfg: MosaicBertConfig, rank: int | Callable[[nn.Linear], int], alpha: float | None = 32.0,
+def lowrank_mlm(cfg: MosaicBertConfig, rank: int | Callable[[nn.Linear], int], alpha: float | None = LORA_ALPHA,
                 include=encoder_linears) -> MosaicBertForMaskedLM:
     "A MosaicBERT MLM whose encoder Linear layers are `LowRankLinear` (rank: an int, or a function of each dense layer)."
     model = MosaicBertForMaskedLM(cfg)
     replace_linears(model, lambda n, lin: LowRankLinear.like(lin, rank(lin) if callable(rank) else rank, alpha), include)
     return model
 
-def relora_mlm(cfg: MosaicBertConfig, rank: int, alpha: float = 32.0, include=encoder_linears) -> MosaicBertForMaskedLM:
+def relora_mlm(cfg: MosaicBertConfig, rank: int, alpha: float = LORA_ALPHA, include=encoder_linears) -> MosaicBertForMaskedLM:
     "A MosaicBERT MLM whose encoder Linear layers are `ReLoRALinear` around the model's own (random) initial weights."
     model = MosaicBertForMaskedLM(cfg)
     replace_linears(model, lambda n, lin: ReLoRALinear(lin, rank, alpha), include)

@@ -14,6 +14,7 @@ __all__ = ['statsq_scale', 'statsq_codes', 'statsq_quantize', 'LSQQuantizer', 'Q
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
+from .linears import register_layer
 
 # %% ../../nbs/parameterisation/06_ofq.ipynb #23e3aba0
 def _ste(q: Tensor, w: Tensor) -> Tensor:
@@ -71,6 +72,7 @@ class LSQQuantizer(nn.Module):
         return _ste(x.round(), x) * s
 
 # %% ../../nbs/parameterisation/06_ofq.ipynb #96e2ca78
+@register_layer
 class QuantLinear(nn.Module):
     "A Linear layer trained with low-bit weights: LSQ (learned scale) or StatsQ (statistical scale)."
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -93,6 +95,11 @@ class QuantLinear(nn.Module):
             if lin.bias is not None: q.bias.copy_(lin.bias)
             if q.quantizer is not None: q.quantizer.scale.copy_(LSQQuantizer(lin.weight, bits).scale)
         return q.to(lin.weight.device)
+
+    def spec(self) -> dict:
+        "Constructor arguments that rebuild this layer; the LSQ scale is a parameter and comes with the state dict."
+        return {"in_features": self.weight.shape[1], "out_features": self.weight.shape[0], "bias": self.bias is not None,
+                "bits": self.bits, "method": self.method}
 
     def quantized_weight(self) -> Tensor:
         return self.quantizer(self.weight) if self.method == "lsq" else statsq_quantize(self.weight, self.bits)

@@ -98,7 +98,7 @@ def classifier_from(mlm: nn.Module, num_labels: int = 2) -> "MosaicBertForSequen
     from mosaiclab.model import MosaicBertForSequenceClassification
     clf = MosaicBertForSequenceClassification(mlm.cfg, num_labels)
     pooler = clf.bert.pooler
-    clf.bert = copy.deepcopy(mlm.bert)     # keeps the low-rank layers (load_for_finetuning expects dense weight names)
+    clf.bert = copy.deepcopy(mlm.bert)     # keeps the low-rank layers (as load_for_finetuning now does too)
     clf.bert.pooler = pooler
     return clf
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from .linears import replace_linears, encoder_linears
+from .linears import replace_linears, encoder_linears, register_layer, LORA_ALPHA, lora_scaling
 from ..model import MosaicBertConfig, MosaicBertForMaskedLM
 from ..experiment import mean_std_curve
 
@@ -18,20 +18,21 @@ __all__ = ['SparsePlusLowRankLinear', 'tensor_bytes', 'optimizer_state_bytes', '
            'sltrain_mlm', 'matched_rank', 'loss_figure', 'spectrum_figure']
 
 # %% ../../nbs/parameterisation/01_sltrain.ipynb #a0fbc955
+@register_layer
 class SparsePlusLowRankLinear(nn.Module):
     "SLTrain's drop-in for `nn.Linear`: W = (alpha/r) B A + S, S sparse on a random support fixed at construction."
     def __init__(self, in_features: int, out_features: int,
                  rank: int,                 # r, the low-rank part's rank
                  density: float = 0.03,     # delta: fraction of W's entries in the sparse support (paper: 0.03-0.05)
-                 alpha: float = 32.0,       # the scale is alpha / r, as LoRA (official scripts: alpha 32)
+                 alpha: float = LORA_ALPHA, # the scale is alpha / r, as LoRA (official scripts: alpha 32)
                  bias: bool = True,
                  generator: torch.Generator | None = None):  # draws the support; None: torch's global RNG
         super().__init__()
         if not 1 <= rank <= min(in_features, out_features):
             raise ValueError(f"rank must be in [1, {min(in_features, out_features)}] for a {out_features}x{in_features} weight, got {rank}")
         if not 0 < density < 1: raise ValueError(f"density must lie in (0, 1), got {density}")
-        self.in_features, self.out_features, self.rank, self.density = in_features, out_features, rank, density
-        self.scaling = alpha / rank
+        self.in_features, self.out_features, self.rank, self.density, self.alpha = in_features, out_features, rank, density, alpha
+        self.scaling = lora_scaling(rank, alpha)
         # init as the official code (andyjm3/SLTrain, splora_linear.py): A Kaiming-uniform, B zero (so W starts as S),
         # S values uniform(+-1/sqrt(in)), bias uniform(+-1/sqrt(out))
         self.lora_A = nn.Parameter(torch.empty(rank, in_features))                    # (r, in)
@@ -50,10 +51,15 @@ class SparsePlusLowRankLinear(nn.Module):
         else: self.register_parameter("bias", None)
 
     @classmethod
-    def like(cls, linear: nn.Linear, rank: int, density: float = 0.03, alpha: float = 32.0,
+    def like(cls, linear: nn.Linear, rank: int, density: float = 0.03, alpha: float = LORA_ALPHA,
              generator: torch.Generator | None = None) -> "SparsePlusLowRankLinear":
         "A freshly initialised replacement with the shape and bias of `linear` (pretraining starts from scratch)."
         return cls(linear.in_features, linear.out_features, rank, density, alpha, linear.bias is not None, generator)
+
+    def spec(self) -> dict:
+        "Constructor arguments that rebuild this layer's parameters and buffers (the support comes back with the state dict)."
+        return {"in_features": self.in_features, "out_features": self.out_features, "rank": self.rank,
+                "density": self.density, "alpha": self.alpha, "bias": self.bias is not None}
 
     def low_rank(self) -> Tensor:
         "(alpha/r) B A, shape (out, in)."
@@ -118,7 +124,7 @@ def encoder_linear_memory(model: nn.Module, opt: torch.optim.Optimizer | None = 
 def sltrain_mlm(cfg: MosaicBertConfig,
                 rank: int,                   # r of every replaced layer
                 density: float = 0.03,       # delta
-                alpha: float = 32.0,
+                alpha: float = LORA_ALPHA,
                 include=encoder_linears,     # which Linear layers to replace (default: attention and FFN of every layer)
                 ) -> MosaicBertForMaskedLM:
     "A MosaicBERT MLM whose encoder Linear layers are `SparsePlusLowRankLinear`; a `model_fn` for `pretrain`."

@@ -15,7 +15,7 @@ __all__ = ['layer_densities', 'random_mask', 'MaskedSparseLinear', 'sparsify', '
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from .linears import replace_linears, encoder_linears
+from .linears import replace_linears, encoder_linears, register_layer
 
 # %% ../../nbs/parameterisation/03_spdf.ipynb #2376cec8
 def layer_densities(shapes: Mapping[str, tuple[int, int]],  # layer name -> (out, in)
@@ -52,17 +52,19 @@ def random_mask(shape: tuple[int, int],   # (out, in)
     return mask.view(shape)
 
 # %% ../../nbs/parameterisation/03_spdf.ipynb #d40214a2
+@register_layer
 class MaskedSparseLinear(nn.Module):
     "A Linear layer with a static unstructured mask: masked weights are exact zeros until `release()` makes it dense."
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  mask: Tensor | None = None,   # (out, in) bool; None: all ones (dense)
+                 sparse: bool = True,          # False: released, the mask is no longer applied
                  ):
         super().__init__()
         lin = nn.Linear(in_features, out_features, bias=bias)
         self.weight, self.bias = lin.weight, lin.bias          # (out, in), (out,): the same names as nn.Linear
-        self.register_buffer("mask", torch.ones(out_features, in_features, dtype=torch.bool), persistent=False)
-        self.sparse = True
+        self.register_buffer("mask", torch.ones(out_features, in_features, dtype=torch.bool))
         if mask is not None: self.set_mask(mask)
+        self.sparse = sparse
 
     @classmethod
     def from_linear(cls, lin: nn.Linear, mask: Tensor) -> "MaskedSparseLinear":
@@ -73,6 +75,11 @@ class MaskedSparseLinear(nn.Module):
             if lin.bias is not None: m.bias.copy_(lin.bias)
         m.set_mask(mask)
         return m.to(lin.weight.device)
+
+    def spec(self) -> dict:
+        "Constructor arguments that rebuild this layer; the mask itself comes back with the state dict."
+        return {"in_features": self.weight.shape[1], "out_features": self.weight.shape[0], "bias": self.bias is not None,
+                "sparse": self.sparse}
 
     @torch.no_grad()
     def set_mask(self, mask: Tensor):
