@@ -433,5 +433,11 @@ def from_pretrained(path: str | Path, map_location: str = "cpu") -> nn.Module:
     else: raise ValueError(f"{path}/config.json: unknown architecture {kind!r}")
     if (path / "linears.json").exists():
         apply_swapped_layers(model, json.loads((path / "linears.json").read_text()), str(path / "linears.json"))
-    model.load_state_dict(load_file(str(path / "model.safetensors"), device=map_location))
+    weights = path / "model.safetensors"
+    if not weights.exists(): raise FileNotFoundError(f"{path} has config.json but no model.safetensors: the save did not finish, or the weights were moved")
+    try: state = load_file(str(weights), device=map_location)
+    except Exception as e:   # safetensors' own message ("header too large", ...) does not say which file or what to do
+        raise ValueError(f"{weights} is not a readable safetensors file (truncated, corrupted, or another format such as a pickle, "
+                         f"which is never loaded): {type(e).__name__}: {str(e)[:120]}") from None
+    model.load_state_dict(state)
     return model
