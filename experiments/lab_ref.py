@@ -4,6 +4,7 @@ second instead of pretraining their own for a few hundred steps.
 
     python experiments/lab_ref.py --threads 2        # writes mosaiclab/resources/models/lab-ref/ and results/lab_ref/
     python experiments/lab_ref.py --quick --out /tmp/lr --weights-out /tmp/lr/model   # a smoke run (a few steps)
+    python experiments/lab_ref.py --threads 2 --run-dir RUN     # resumable: run it again with the same RUN to continue
 
 Load it with `mosaiclab.finetune.lab_ref()` or `load_for_finetuning("lab-ref", task)`. The fine-tuning chapter
 (nbs/mosaicbert/11_finetune.ipynb) reads results/lab_ref/results.json.
@@ -23,6 +24,7 @@ def main():
     ap.add_argument("--max-minutes", type=float, default=60.0, help="stop early (with a final checkpoint) after this long")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (a stopped run resumes from the last)")
     ap.add_argument("--eval-samples", type=int, default=512, help="validation samples per evaluation (15%% masking)")
     ap.add_argument("--weights-out", default=str(ROOT / "mosaiclab" / "resources" / "models" / "lab-ref"),
                     help="where the shipped model folder is written")
@@ -35,7 +37,7 @@ def main():
     out = Path(a.out); run = Path(a.run_dir) if a.run_dir else out / "run"
     if run.exists() and not a.run_dir: shutil.rmtree(run)
     over = {"max_steps": a.steps, "max_minutes": a.max_minutes, "global_batch": a.batch, "micro_batch": a.batch, "lr": a.lr,
-            "eval_every": max(1, a.steps // 11), "eval_samples": a.eval_samples, "checkpoint_every": max(1, a.steps // 4),
+            "eval_every": max(1, a.steps // 11), "eval_samples": a.eval_samples, "checkpoint_every": a.checkpoint_every,
             "log_every": 20, "seed": a.seeds[0]}
     cfg = TrainConfig.lab().with_overrides(over)   # the lab MosaicBERT (d256, 4 layers), 30% masking, bf16 where native
     summary = pretrain(cfg, run, progress=not a.quick, resume=bool(a.run_dir) and (run / "checkpoints" / "latest").exists())
