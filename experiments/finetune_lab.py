@@ -1,12 +1,14 @@
 """Does our lab pretraining transfer? The bundled lab suite fine-tuned from a random initialisation, from the default
-`mosaiclab pretrain` checkpoint, and from the real pretrained MiniLM (through interop), over several seeds.
+`mosaiclab pretrain` checkpoint, from the shipped lab-ref encoder, and from the real pretrained MiniLM (through
+interop), over several seeds.
 
     mosaiclab pretrain --out runs/lab-default                        # the checkpoint (about 7.5 minutes on 2 cores)
     python experiments/finetune_lab.py --pretrained runs/lab-default --minilm-seeds 19 8364   # writes results/finetune/lab_suite.json
+    python experiments/finetune_lab.py --only lab-ref --precision fp32   # adds the lab-ref rows, keeps the others
     python experiments/finetune_lab.py --quick --out /tmp/ft          # a smoke run (pretrains a tiny checkpoint itself)
 
 --seeds and --minilm-seeds are seed lists (the suite's recipe seeds are 19 8364 717); --only reruns some sources and
-keeps the others already in the results file. The chapter nbs/mosaicbert/11_finetune.ipynb plots the committed results.
+keeps the others already in the results file (each source records the command, commit and time that made it). The chapter nbs/mosaicbert/11_finetune.ipynb plots the committed results.
 """
 import json, tempfile
 from pathlib import Path
@@ -21,37 +23,45 @@ def main():
     ap.add_argument("--minilm-seeds", type=int, nargs="+", default=None, help="seeds for the (slower) MiniLM reference; default --seeds")
     ap.add_argument("--max-train-samples", type=int, default=2000)
     ap.add_argument("--epochs", type=float, default=2)
-    ap.add_argument("--only", nargs="+", default=["random", "pretrained", "minilm"], choices=["random", "pretrained", "minilm"])
+    ap.add_argument("--only", nargs="+", default=["random", "pretrained", "lab-ref", "minilm"], choices=["random", "pretrained", "lab-ref", "minilm"])
+    ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
+                    help="fine-tuning precision (default: the lab preset's auto; fp32 matches rows made on a CPU without bf16)")
     ap.add_argument("--name", default="lab_suite.json", help="the results file's name inside --out (default: lab_suite.json)")
     a = ap.parse_args()
-    if a.pretrained is None and not a.quick: ap.error("--pretrained is required (the run folder of `mosaiclab pretrain`)")
+    if a.pretrained is None and not a.quick and "pretrained" in a.only:
+        ap.error("--pretrained is required for the 'pretrained' source (the run folder of `mosaiclab pretrain`)")
     prov = provenance(ROOT, allow_dirty=a.allow_dirty)
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     if out.suffix == ".json": out, a.name = out.parent, out.name      # the old form: --out results/finetune/lab_suite.json
     path = out / a.name
-    over = {"max_train_samples": a.max_train_samples, "epochs": a.epochs}
+    over = {"max_train_samples": a.max_train_samples, "epochs": a.epochs, **({"precision": a.precision} if a.precision else {})}
     with tempfile.TemporaryDirectory(prefix="finetune-lab-") as tmp:   # the quick run's checkpoint
         tmp = Path(tmp)
         if a.quick:
             a.seeds, a.minilm_seeds = a.seeds[:1], (a.minilm_seeds or a.seeds)[:1]
-            over = {"max_train_samples": 64, "epochs": 1, "max_eval_samples": 64}
+            over = {**over, "max_train_samples": 64, "epochs": 1, "max_eval_samples": 64}
             if a.pretrained is None:   # a tiny checkpoint: 10 steps of a small lab model
                 from mosaiclab.train import TrainConfig, pretrain
                 print("== pretraining a tiny checkpoint", flush=True)
                 a.pretrained = str(tmp / "pretrain")
                 pretrain(TrainConfig.lab().with_overrides(lab_overrides(steps=10, evals=1)), a.pretrained, progress=False)
         sources = {"random init (lab)": ("random:lab", a.seeds), "lab pretraining (mosaiclab pretrain)": (a.pretrained, a.seeds),
+                   "lab-ref (shipped reference encoder)": ("lab-ref", a.seeds),
                    "MiniLM-L6 (real pretrained, reference)": ("minilm", a.minilm_seeds or a.seeds)}
-        keys = dict(zip(["random", "pretrained", "minilm"], sources))
-        results = json.loads(path.read_text())["results"] if path.exists() else {}
-        pretrained_summary = json.loads((Path(a.pretrained) / "summary.json").read_text())
+        keys = dict(zip(["random", "pretrained", "lab-ref", "minilm"], sources))
+        old = json.loads(path.read_text()) if path.exists() else {}
+        results = old.get("results", {})
+        pretrained_summary = (json.loads((Path(a.pretrained) / "summary.json").read_text()) if "pretrained" in a.only
+                              else old.get("pretrained_summary"))
         for k in a.only:
             label = keys[k]; src, seeds = sources[label]
             print(f"== {label}", flush=True)
             r = run_suite(src, "lab", seeds=seeds, overrides=over, progress=False, label=label)
             print_suite(r)
             r["source"] = str(src)
+            # the file's top-level provenance is the latest invocation's; each source keeps the one that made it
+            r["provenance"] = {k: prov[k] for k in ("command", "commit", "dirty", "started")}
             results[label] = r
             # write after each source: nothing is lost if a later one fails
             write_results(out, "finetune_lab", prov, filename=a.name, overrides=over, pretrained_summary=pretrained_summary, results=results)

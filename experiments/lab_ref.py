@@ -41,6 +41,9 @@ def main():
             "log_every": 20, "seed": a.seeds[0]}
     cfg = TrainConfig.lab().with_overrides(over)   # the lab MosaicBERT (d256, 4 layers), 30% masking, bf16 where native
     summary = pretrain(cfg, run, progress=not a.quick, resume=bool(a.run_dir) and (run / "checkpoints" / "latest").exists())
+    if summary.get("stopped_by") not in ("max_steps", "max_minutes"):   # interrupted (SIGTERM, NaN, ...): nothing is shipped
+        raise SystemExit(f"lab-ref stopped by {summary.get('stopped_by')} at step {summary.get('step')}: run the same command "
+                         f"again with --run-dir {run} to resume")
     recs = read_metrics(run)
 
     # ship the final weights in bf16: half the bytes, and fp32 copies of them load bit-exactly into any model
