@@ -5,7 +5,8 @@ measured memory (parameters, optimizer state) of every method.
     python experiments/parameterisation/lowrank.py                  # writes results/parameterisation/lowrank/
     python experiments/parameterisation/lowrank.py --quick --out /tmp/lr     # a smoke run (a few steps, one seed)
 
-The chapter nbs/parameterisation/02_lowrank.ipynb plots results/parameterisation/lowrank/results.json.
+The chapter nbs/parameterisation/02_lowrank.ipynb reads results/parameterisation/lowrank/: the one results.json a run
+writes, or one file per separate run in subfolders (as committed).
 """
 import shutil, time
 from pathlib import Path

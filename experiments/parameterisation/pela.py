@@ -8,7 +8,8 @@ accuracy on the bundled sst2 task (a subset).
 
 --seeds are the fine-tuning seeds (--no-finetune skips fine-tuning); --pretrain-seed seeds the teacher and the MLM stages.
 
-The chapter nbs/parameterisation/04_pela.ipynb plots results/parameterisation/pela/results.json.
+The chapter nbs/parameterisation/04_pela.ipynb reads results/parameterisation/pela/: the one results.json a run
+writes (as committed), or one file per part from separate runs (--only ... --out results/parameterisation/pela/<part>).
 """
 import argparse, json, shutil
 from pathlib import Path

@@ -4,7 +4,8 @@ the last two at a matched parameter count, and measure validation MLM loss, para
     python experiments/parameterisation/sltrain.py                 # writes results/parameterisation/sltrain/
     python experiments/parameterisation/sltrain.py --quick --out /tmp/sl     # a smoke run (a few steps, one seed)
 
-The chapter nbs/parameterisation/01_sltrain.ipynb plots results/parameterisation/sltrain/results.json.
+The chapter nbs/parameterisation/01_sltrain.ipynb reads results/parameterisation/sltrain/: the one results.json a run
+writes, or one file per separate run in subfolders (as committed).
 """
 import shutil, time
 from pathlib import Path
