@@ -6,16 +6,41 @@ second instead of pretraining their own for a few hundred steps.
     python experiments/lab_ref.py --quick --out /tmp/lr --weights-out /tmp/lr/model   # a smoke run (a few steps)
     python experiments/lab_ref.py --threads 2 --run-dir RUN     # resumable: run it again with the same RUN to continue
 
-Load it with `mosaiclab.finetune.lab_ref()` or `load_for_finetuning("lab-ref", task)`. The fine-tuning chapter
+    python experiments/lab_ref.py --fixed-eval       # only: evaluate the shipped weights on the fixed text (below)
+
+The fixed text is the validation split of the first bundled corpus (git revision FIXED_REV), which the default
+`mosaiclab pretrain` of issue 14 was measured on: the same 256 samples and masks at 15% masking, in fp32, so the
+two losses compare directly (results/lab_ref/fixed_eval.json). Load it with `mosaiclab.finetune.lab_ref()` or `load_for_finetuning("lab-ref", task)`. The fine-tuning chapter
 (nbs/mosaicbert/11_finetune.ipynb) reads results/lab_ref/results.json.
 """
-import hashlib, json, shutil
+import hashlib, json, shutil, subprocess, tempfile
 from pathlib import Path
 import torch
 ROOT = Path(__file__).resolve().parents[1]
 from mosaiclab.experiment import experiment_parser, provenance, write_results
 from mosaiclab.model import from_pretrained, save_pretrained
-from mosaiclab.train import TrainConfig, pretrain, read_metrics
+from mosaiclab.train import DistInfo, TrainConfig, evaluate, pretrain, read_metrics
+from mosaiclab.data import DataConfig, PretrainingStream, load_tokenizer_for
+from mosaiclab.mlm import MLMCollator
+
+FIXED_REV = "3bdc755"   # the last commit with the first corpus (2,820 train / 114 validation documents)
+FIXED_FILE = "mosaiclab/resources/corpus/validation.jsonl.gz"
+
+def fixed_text_eval(model_dir: Path, out: Path, prov: dict) -> dict:
+    "Validation MLM loss of the model in `model_dir` on the first corpus's validation split, as the default pretrain evaluated it."
+    with tempfile.TemporaryDirectory() as d:
+        blob = subprocess.run(["git", "-C", str(ROOT), "show", f"{FIXED_REV}:{FIXED_FILE}"], check=True, capture_output=True).stdout
+        (Path(d) / "validation.jsonl.gz").write_bytes(blob)
+        cfg = TrainConfig.lab().with_overrides({"data.source": d})   # eval_samples 256, seed 17, 15% masking: the default's
+        samples = PretrainingStream(cfg.data, "validation", seed=cfg.seed).batch(0, cfg.eval_samples)
+        collator = MLMCollator.from_tokenizer(load_tokenizer_for(cfg.data), mlm_probability=cfg.mlm_probability, seed=cfg.seed)
+        model = from_pretrained(model_dir)   # fp32 copies of the shipped bf16 weights
+        res = evaluate(model, samples, collator, cfg, DistInfo(device=torch.device("cpu")), "fp32")
+    rec = {**res, "samples": len(samples), "eval_mlm_probability": cfg.eval_mlm_probability, "fixed_text": f"{FIXED_REV}:{FIXED_FILE}",
+           "fixed_text_md5": hashlib.md5(blob).hexdigest(), "model": str(model_dir), "tokenizer": cfg.data.tokenizer}
+    write_results(out, "lab_ref_fixed_eval", prov, filename="fixed_eval.json", **rec)
+    print(f"fixed text: eval loss {res['eval_loss']:.4f}, accuracy {res['eval_accuracy']:.4f} on {len(samples)} samples")
+    return rec
 
 
 def main():
@@ -29,7 +54,10 @@ def main():
     ap.add_argument("--weights-out", default=str(ROOT / "mosaiclab" / "resources" / "models" / "lab-ref"),
                     help="where the shipped model folder is written")
     ap.add_argument("--run-dir", default=None, help="the pretraining run folder (default: a 'run' folder inside --out, removed after)")
+    ap.add_argument("--fixed-eval", action="store_true", help="only evaluate the shipped weights (--weights-out) on the fixed text")
     a = ap.parse_args()
+    if a.fixed_eval:
+        fixed_text_eval(Path(a.weights_out), Path(a.out), provenance(ROOT, allow_dirty=a.allow_dirty)); return
     if a.quick: a.steps, a.max_minutes, a.eval_samples = 6, 2.0, 32
     if len(a.seeds) != 1: ap.error("lab-ref is one model: pass one seed")
     prov = provenance(ROOT, allow_dirty=a.allow_dirty)
@@ -61,6 +89,7 @@ def main():
                   train=[{k: e.get(k) for k in ("step", "loss", "accuracy", "lr", "grad_norm", "tokens_per_s", "train_seconds")}
                          for e in recs if e["kind"] == "train"])
     if not a.run_dir: shutil.rmtree(run)
+    fixed_text_eval(dest, out, prov)
     print(f"lab-ref: {summary.get('steps')} steps, eval loss {summary.get('eval_loss'):.4f}, weights {weights.stat().st_size / 2**20:.1f} MiB")
 
 if __name__ == "__main__": main()
