@@ -412,9 +412,8 @@ def _header(result: dict) -> list[str]:
     return [f"d_model {s['d_model']}, {s['n_layers']} layers, {s['n_heads']} heads, d_ff {s['d_ff']}, vocab {result['config']['vocab_size']} "
             f"({s['tokenizer']}); batch {s['batch_size']} x {s['seq_len']}, {s['mlm_probability']:.0%} masking, "
             f"{s['warmup']} warm-up + {s['repeats']} interleaved rounds of {s['steps']} steps",
-            # results written before bench used data.length_stats call the count n_samples and the median median
-            f"lengths from the {L['split']} split: {c.get('n', c.get('n_samples'))} documents, {c['full_fraction']:.1%} full-length "
-            f"(median {c.get('p50', c.get('median')):.0f}); batches: {b['padding_fraction']:.1%} padding, {b['mlm_fraction']:.1%} of real tokens masked",
+            f"lengths from the {L['split']} split: {c['n']} documents, {c['full_fraction']:.1%} full-length "
+            f"(median {c['p50']:.0f}); batches: {b['padding_fraction']:.1%} padding, {b['mlm_fraction']:.1%} of real tokens masked",
             f"{hw['cpu']} ({', '.join(hw['cpu_flags'])}), {hw['threads']} threads, load {hw['load_average']}, torch {hw['torch']}, "
             f"transformers {hw['transformers']}" + (f", GPU {hw['gpu']}" if hw.get("gpu") else ""),
             "peak (" + result["peak_source"] + "): " + ", ".join(f"{p} {_flops(v)}" for p, v in result["peak_flops"].items())]
