@@ -17,13 +17,13 @@ from .data import length_stats   # one length summary for the data chapter and t
 from .model import MosaicBertConfig, MosaicBertForMaskedLM, flops_per_token, n_params
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'ABLATIONS', 'corpus_samples', 'make_batches', 'batch_stats', 'make_optimizer', 'train_step',
-           'Contender', 'measure', 'peak_matmul_flops', 'hardware_info', 'git_commit', 'hf_bert_mlm', 'load_original',
-           'slow_bf16_reason', 'run_throughput', 'print_throughput', 'throughput_figure', 'run_ablation',
-           'print_ablation', 'ablation_figure', 'add_bench_parser', 'bench_main']
+__all__ = ['PRECISIONS', 'ABLATIONS', 'truncated_samples', 'make_batches', 'batch_stats', 'recipe_adamw', 'train_step',
+           'Contender', 'measure', 'peak_matmul_flops', 'hf_bert_mlm', 'load_original', 'slow_bf16_reason',
+           'run_throughput', 'print_throughput', 'throughput_figure', 'run_ablation', 'print_ablation',
+           'ablation_figure', 'add_bench_parser', 'bench_main']
 
 # %% ../nbs/mosaicbert/10_throughput.ipynb #edee8c2a
-def corpus_samples(
+def truncated_samples(
     tokenizer: str = "bert-base-uncased",  # a bundled tokenizer (`load_tokenizer`)
     split: str = "train",                  # a bundled corpus split
     seq_len: int = 128,                    # T: each document is cut to this many tokens, [CLS] and [SEP] included
@@ -65,7 +65,7 @@ def batch_stats(batches: Sequence[dict[str, Tensor]]) -> dict:
 # %% ../nbs/mosaicbert/10_throughput.ipynb #5e8f8ea6
 PRECISIONS = ("bf16", "fp32")  # bf16: autocast to bfloat16 (MosaicBERT's recipe); fp32: no autocast
 
-def make_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+def recipe_adamw(model: nn.Module) -> torch.optim.Optimizer:
     "The trainer's decoupled AdamW with MosaicBERT's recipe values (lr 5e-4, betas (0.9, 0.98), eps 1e-6, wd 1e-5)."
     from mosaiclab.train import TrainConfig, make_optimizer as recipe_optimizer
     return recipe_optimizer(model, TrainConfig())[0]
@@ -120,7 +120,7 @@ def measure(
     opts = {}
     for c in contenders:
         c.model.to(device).train()
-        opts[c.key] = make_optimizer(c.model)
+        opts[c.key] = recipe_adamw(c.model)
     pairs = [(c, p) for p in precisions for c in contenders]
     for c, p in pairs:
         for i in range(warmup): train_step(c.model, opts[c.key], batches[i % len(batches)], p)
@@ -166,53 +166,7 @@ def peak_matmul_flops(
     return 2 * n ** 3 / best
 
 # %% ../nbs/mosaicbert/10_throughput.ipynb #eccfe725
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"): return line.split(":", 1)[1].strip()
-    except OSError: pass
-    return platform.processor() or platform.machine()
-
-def _cpu_flags() -> list[str]:
-    "The CPU features that decide matmul speed (AVX-512, bf16 instructions, AMX)."
-    try: line = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags"))
-    except (OSError, StopIteration): return []
-    return sorted(set(line.split(":", 1)[1].split()) & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni"})
-
-def _version(pkg: str) -> str | None:
-    from importlib.metadata import version, PackageNotFoundError
-    try: return version(pkg)
-    except PackageNotFoundError: return None
-
-def hardware_info(device: str | torch.device = "cpu") -> dict:
-    "CPU model and features, threads, load, library versions, and the GPU when `device` is CUDA."
-    device = torch.device(device)
-    info = {"cpu": _cpu_model(), "cpu_flags": _cpu_flags(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
-            "transformers": _version("transformers"), "mosaiclab": mosaiclab.__version__}
-    if device.type == "cuda":
-        info.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda, flash_attn=_version("flash-attn"),
-                    triton=_version("triton"))
-    return info
-
-def git_commit(path: str | Path | None = None) -> dict:
-    "`git rev-parse HEAD` of the checkout holding `path` (default: this package), and whether it had uncommitted changes."
-    path = Path(path) if path else Path(mosaiclab.__file__).resolve().parent
-    def git(*args):
-        try: r = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=20)
-        except (OSError, subprocess.SubprocessError): return None
-        return r.stdout.strip() if r.returncode == 0 else None
-    sha = git("rev-parse", "HEAD")
-    return {"commit": sha, "dirty": None if sha is None else bool(git("status", "--porcelain", "--untracked-files=no"))}
-
-def _command() -> str:
-    "The command line that started this process."
-    argv = list(getattr(sys, "orig_argv", sys.argv))
-    if argv: argv[0] = Path(argv[0]).name
-    return shlex.join(argv)
-
-def _now() -> str: return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+from .experiment import cpu_flags, command_line, git_commit, hardware_info, utc_now  # provenance is the harness's
 
 # %% ../nbs/mosaicbert/10_throughput.ipynb #00739227
 def hf_bert_mlm(cfg: MosaicBertConfig,                # BERT sizes (switches off: learned positions, GELU)
@@ -263,7 +217,7 @@ def _quick(kw: dict) -> dict:
 
 def _setup(tokenizer, split, limit, seq_len, batch_size, n_batches, mlm_probability, seed):
     tok = load_tokenizer(tokenizer)
-    samples = corpus_samples(tokenizer, split, seq_len, limit)
+    samples = truncated_samples(tokenizer, split, seq_len, limit)
     batches = make_batches(samples, MLMCollator.from_tokenizer(tok, mlm_probability=mlm_probability, seed=seed),
                            batch_size, n_batches, seed)
     lengths = {"split": split, "corpus": length_stats(samples, seq_len), "batches": batch_stats(batches)}
@@ -284,11 +238,11 @@ def slow_bf16_reason(peak: dict[str, float], device: str | torch.device = "cpu",
     ratio = peak["fp32"] / peak["bf16"]
     if ratio < factor: return None
     return (f"bf16 matmuls run at {_flops(peak['bf16'])} on this CPU, 1/{ratio:.0f} of fp32 ({_flops(peak['fp32'])}): it has no "
-            f"bf16 matmul instructions (avx512_bf16 or amx_bf16; its flags: {', '.join(_cpu_flags()) or 'none'}), so bf16 "
+            f"bf16 matmul instructions (avx512_bf16 or amx_bf16; its flags: {', '.join(cpu_flags()) or 'none'}), so bf16 "
             "autocast would time an emulation and take hours; pass allow_slow_bf16=True to time it anyway")
 
 def _finish(result: dict, json_path, command, device, verbose) -> dict:
-    result.update(hardware=hardware_info(device), **git_commit(), command=command or _command(), timestamp=_now())
+    result.update(hardware=hardware_info(device), **git_commit(), command=command or command_line(), timestamp=utc_now())
     if json_path is not None:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(result, indent=1) + "\n")

@@ -75,6 +75,8 @@ def cmd_pretrain(args) -> int:
     import time
     from mosaiclab.train import pretrain, CheckpointError, TrainingDiverged
     if args.resume and not args.out: raise ValueError("--resume needs --out: the folder of the run to continue")
+    if args.extend and not (args.resume and args.max_steps):
+        raise ValueError("--extend continues a run past its planned steps: it needs --resume, --out and a larger --max-steps")
     base = None
     if args.resume and (Path(args.out) / "config.json").exists():  # continue with the run's own config
         from mosaiclab.train import TrainConfig
@@ -82,7 +84,7 @@ def cmd_pretrain(args) -> int:
     cfg = resolve_config(args.preset, args.config, args.set or [], args.max_steps, args.max_minutes, base=base)
     out = Path(args.out or f"runs/{args.preset or 'lab'}-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"run folder: {out}")
-    summary = pretrain(cfg, out, resume=args.resume, progress=not args.no_progress, device=args.device)
+    summary = pretrain(cfg, out, resume=args.resume, extend=args.extend, progress=not args.no_progress, device=args.device)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=2))
         print(f"report: {out / 'report.html'}\nmodel:  {out / 'model'}")
@@ -105,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
     s.add_argument("--out", help="run folder (default: runs/PRESET-TIMESTAMP)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    s.add_argument("--extend", action="store_true", help="with --resume and a larger --max-steps: train on past the planned "
+                   "steps; the warmup is kept and the linear decay re-planned to end at the new --max-steps")
     s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_pretrain)

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['mean_std', 'mean_std_curve', 'interp', 'fmt_mean_std', 'repo_root', 'load_results', 'experiment_parser',
-           'lab_overrides', 'DirtyTree', 'provenance', 'write_results', 'commit_of', 'run_line']
+__all__ = ['mean_std', 'mean_std_curve', 'interp', 'fmt_mean_std', 'repo_root', 'load_results', 'cpu_flags', 'hardware_info',
+           'git_commit', 'command_line', 'utc_now', 'experiment_parser', 'lab_overrides', 'DirtyTree', 'provenance',
+           'write_results', 'commit_of', 'run_line']
 
 # %% ../nbs/library/05_experiment.ipynb #7ff50017
 def mean_std(xs: Sequence[float],  # one value per seed (None values are dropped)
@@ -71,9 +72,64 @@ def load_results(path: str | Path,            # e.g. "parameterisation/sltrain" 
     if not p.exists(): raise FileNotFoundError(f"{p} does not exist: run the experiment script that writes it (see the chapter)")
     return json.loads(p.read_text())
 
+# %% ../nbs/library/05_experiment.ipynb #c6877987
+import datetime, os, platform, shlex, subprocess, sys
+import torch
+import mosaiclab
+
+# %% ../nbs/library/05_experiment.ipynb #2b73a176
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"): return line.split(":", 1)[1].strip()
+    except OSError: pass
+    return platform.processor() or platform.machine()
+
+def cpu_flags() -> list[str]:
+    "The CPU features that decide matmul speed (AVX-512, bf16 instructions, AMX)."
+    try: line = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags"))
+    except (OSError, StopIteration): return []
+    return sorted(set(line.split(":", 1)[1].split()) & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni"})
+
+def _version(pkg: str) -> str | None:
+    from importlib.metadata import version, PackageNotFoundError
+    try: return version(pkg)
+    except PackageNotFoundError: return None
+
+def hardware_info(device: str | torch.device = "cpu") -> dict:
+    "CPU model and features, threads, load, library versions, and the GPU when `device` is CUDA."
+    device = torch.device(device)
+    info = {"cpu": _cpu_model(), "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
+            "transformers": _version("transformers"), "mosaiclab": mosaiclab.__version__}
+    if device.type == "cuda":
+        info.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda, flash_attn=_version("flash-attn"),
+                    triton=_version("triton"))
+    return info
+
+def git_commit(path: str | Path | None = None) -> dict:
+    "`git rev-parse HEAD` of the checkout holding `path` (default: this package), and whether it had uncommitted changes."
+    path = Path(path) if path else Path(mosaiclab.__file__).resolve().parent
+    def git(*args):
+        try: r = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.SubprocessError): return None
+        return r.stdout.strip() if r.returncode == 0 else None
+    sha = git("rev-parse", "HEAD")
+    return {"commit": sha, "dirty": None if sha is None else bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+def command_line() -> str:
+    "The command line that started this process."
+    argv = list(getattr(sys, "orig_argv", sys.argv))
+    if argv: argv[0] = Path(argv[0]).name
+    return shlex.join(argv)
+
+def utc_now() -> str:
+    "The time now in UTC, to the second, ISO 8601."
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
 # %% ../nbs/library/05_experiment.ipynb #2bec1cf9
 import argparse, time
-from .bench import git_commit, hardware_info, _command, _now
 
 def experiment_parser(doc: str,                        # the script's docstring: first line = description, rest = epilog
                       seeds: Sequence[int] = (0,),     # default seeds
@@ -111,9 +167,8 @@ def provenance(root: str | Path | None = None,   # the checkout (default: the on
     if git["dirty"] and not allow_dirty:
         raise DirtyTree(f"the checkout at {root or 'this package'} has uncommitted changes (commit {git['commit']}): commit first, "
                         "or pass --allow-dirty to run anyway (the results file will say dirty: true)")
-    # the command line and the time as the benchmark records them (bench._command, bench._now)
-    return {"command": _command(), "commit": git["commit"], "dirty": git["dirty"], "hardware": hardware_info(device),
-            "started": _now(), "_t0": time.time()}
+    return {"command": command_line(), "commit": git["commit"], "dirty": git["dirty"], "hardware": hardware_info(device),
+            "started": utc_now(), "_t0": time.time()}
 
 def write_results(out: str | Path,     # results folder
                   experiment: str,     # the experiment's name

@@ -510,7 +510,7 @@ def run_suite(src: str | Path | nn.Module,            # anything load_for_finetu
         if later:
             runs += _run_jobs([dict(base, src=mnli_dir, task=t, seed=s) for t, s in later], devices)
     import platform
-    from mosaiclab.bench import git_commit, hardware_info
+    from mosaiclab.experiment import git_commit, hardware_info
     result = {"label": label or (str(src) if not isinstance(src, nn.Module) else type(src).__name__),
               "suite": suite if isinstance(suite, str) else list(suite), "summary": summarize(runs), "runs": runs,
               "overrides": overrides, "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),

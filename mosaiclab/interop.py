@@ -4,7 +4,7 @@
 
 # %% ../nbs/mosaicbert/06_interop.ipynb #050abc75
 from __future__ import annotations
-import json, re
+import json, re, warnings
 from pathlib import Path
 import torch
 from torch import Tensor
@@ -65,8 +65,14 @@ def _expand(table: dict, n_layers: int) -> dict:
 
 # %% ../nbs/mosaicbert/06_interop.ipynb #2e562325
 def _resize_vocab(t: Tensor, rows: int) -> Tensor:
-    "Cut or zero-pad the first dimension to `rows` (vocabulary padding to a multiple of 64)."
-    if t.shape[0] >= rows: return t[:rows]
+    "Zero-pad the first dimension to `rows` (vocabulary padding to a multiple of 64); cut only rows that are all zero."
+    if t.shape[0] > rows:
+        # rows past the config's padded vocabulary that hold values are real (or trained) tokens: never drop them silently
+        if t[rows:].count_nonzero(): raise ValueError(
+            f"the weights hold {t.shape[0]} vocabulary rows but the config's (padded) vocabulary has {rows}, and the rows "
+            "past it are not padding: the config's vocab_size does not match these weights")
+        return t[:rows]
+    if t.shape[0] == rows: return t
     return torch.cat([t, t.new_zeros(rows - t.shape[0], *t.shape[1:])])
 
 def convert_from(state: dict[str, Tensor], cfg: MosaicBertConfig, layout: str = "hf", prefix: str = "bert.") -> dict[str, Tensor]:
@@ -181,7 +187,12 @@ def _load(model, state: dict[str, Tensor], kind: str, strict_heads: bool):
     # heads missing from a bare encoder checkpoint start from the usual initialisation; anything else is an error
     allowed = ("head.", "classifier.", "bert.pooler.", "pooler.") if not strict_heads else ()
     bad = [m for m in missing if not m.startswith(allowed)]
-    if bad or unexpected: raise ValueError(f"weights do not fit the model: missing {bad[:8]}, unexpected {unexpected[:8]}")
+    if bad or unexpected:
+        raise ValueError(f"weights do not fit the model: {len(bad)} missing ({', '.join(bad) or 'none'}), "
+                         f"{len(unexpected)} unexpected ({', '.join(unexpected) or 'none'})")
+    fresh = [m for m in missing if m.startswith(allowed)]
+    if fresh:  # never silent: a head that starts from random weights changes what the model computes
+        warnings.warn(f"{len(fresh)} head parameters are not in the checkpoint and start freshly initialised: {', '.join(fresh)}")
     return model
 
 def from_hf(path: str | Path, kind: str = "mlm", num_labels: int = 2, **switches):

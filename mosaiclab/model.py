@@ -409,7 +409,10 @@ def save_pretrained(model: nn.Module, path: str | Path):
     "Write `config.json` and `model.safetensors` (tied weights stored once) to a directory, and `linears.json` if layers were swapped."
     from safetensors.torch import save_file
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    kind = {MosaicBertForMaskedLM: "mlm", MosaicBertForSequenceClassification: "classifier", MosaicBertModel: "encoder"}[type(model)]
+    # by capability, not exact type: a subclass (a chapter's variant of the MLM, say) saves as the model it extends
+    kinds = ((MosaicBertForSequenceClassification, "classifier"), (MosaicBertForMaskedLM, "mlm"), (MosaicBertModel, "encoder"))
+    kind = next((k for cls, k in kinds if isinstance(model, cls)), None)
+    if kind is None: raise TypeError(f"save_pretrained saves mosaiclab models (MLM, classifier, encoder), not {type(model).__name__}")
     meta = {"architecture": kind, "config": model.cfg.to_dict()}
     if kind == "classifier": meta["num_labels"] = model.num_labels
     if kind == "encoder": meta["pooler"] = model.pooler is not None

@@ -18,9 +18,9 @@ from .mlm import MLMCollator
 # %% auto #0
 __all__ = ['PRESETS', 'RESUMABLE_CHANGES', 'KNOWN_PEAK_TFLOPS', 'TrainConfig', 'get_preset', 'lr_multiplier', 'decoupled_adamw',
            'make_optimizer', 'CheckpointError', 'save_checkpoint', 'find_checkpoint', 'read_checkpoint',
-           'check_resumable', 'per_sample_mlm_loss', 'Callback', 'TrainingDiverged', 'DistInfo', 'setup_distributed',
-           'peak_flops', 'cpu_has_fast_bf16', 'resolve_precision', 'autocast', 'evaluate', 'pretrain', 'read_metrics',
-           'report_figure', 'write_report']
+           'check_resumable', 'extended_config', 'per_sample_mlm_loss', 'Callback', 'TrainingDiverged', 'DistInfo',
+           'setup_distributed', 'peak_flops', 'cpu_has_fast_bf16', 'resolve_precision', 'autocast', 'evaluate',
+           'pretrain', 'read_metrics', 'report_figure', 'write_report']
 
 # %% ../nbs/mosaicbert/09_pretraining.ipynb #ee02ff43
 @dataclass(frozen=True)
@@ -221,7 +221,24 @@ def check_resumable(saved: dict, cfg: TrainConfig):
     diff = [k for k in sorted(set(saved) | set(now)) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k)]
     if diff:
         detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {now.get(k)!r}" for k in diff)
-        raise CheckpointError(f"cannot resume: the config differs from the checkpoint's in {detail}")
+        hint = (" (to train past the planned steps, resume with --extend / extend=True, which re-plans the decay)"
+                if "max_steps" in diff else "")
+        raise CheckpointError(f"cannot resume: the config differs from the checkpoint's in {detail}{hint}")
+
+def extended_config(saved: dict,          # the checkpoint's config (`trainer.pt`'s "config")
+                    cfg: TrainConfig,     # this run's config, with the larger max_steps
+                    ) -> TrainConfig:
+    """`cfg` re-planned to continue a run past its checkpoint's `max_steps`: the warmup keeps its length in steps (it
+    is over), and the linear decay is re-planned to end at the new `max_steps`, i.e. from the resumed step on the LR
+    is what it would have been had the run been planned that long from the start."""
+    old_steps = saved["max_steps"]
+    if cfg.max_steps <= old_steps:
+        raise CheckpointError(f"extend: max_steps {cfg.max_steps} is not larger than the checkpoint's {old_steps}; "
+                              "pass a larger --max-steps (or resume without --extend)")
+    warmup = round(saved["warmup_frac"] * old_steps)
+    out = cfg.with_overrides({"warmup_frac": warmup / cfg.max_steps})
+    assert out.warmup_steps == warmup, (out.warmup_steps, warmup)
+    return out
 
 # %% ../nbs/mosaicbert/09_pretraining.ipynb #c3f6127e
 def per_sample_mlm_loss(out: MLMOutput, batch_size: int) -> Tensor:
@@ -361,6 +378,7 @@ class _StopFlag:
 def pretrain(cfg: TrainConfig,
              run_dir: str | Path,                          # logs, checkpoints, the final model and the report go here
              resume: bool | str | Path = False,            # True: this run's latest checkpoint; a path: that checkpoint
+             extend: bool = False,                         # with resume: train on past the checkpoint's max_steps (`extended_config`)
              callbacks: Sequence[Callback] = (),
              loss_fn: Callable[[MLMOutput, dict, int], Tensor] | None = None,  # default: the model's mean MLM loss
              progress: bool = True,
@@ -380,10 +398,16 @@ def pretrain(cfg: TrainConfig,
         raise NotImplementedError("resuming an FSDP run is not supported yet: resume with distributed='ddp'")
     if not resume and (run_dir / "checkpoints" / "latest").exists():
         raise CheckpointError(f"{run_dir} already holds a run: resume it (--resume) or choose another --out; nothing was overwritten")
-    state = None
+    if extend and not resume: raise ValueError("extend continues a run: it needs resume")
+    state, extended = None, None
     if resume:
         ck, weights, state = read_checkpoint(run_dir if resume is True else Path(resume))
-        check_resumable(state["config"], cfg)
+        saved = state["config"]
+        if extend:
+            cfg = extended_config(saved, cfg)
+            extended = {"from_max_steps": saved["max_steps"], "warmup_steps": cfg.warmup_steps}
+            saved = {**saved, "max_steps": cfg.max_steps, "warmup_frac": cfg.warmup_frac}
+        check_resumable(saved, cfg)
         if state["optimizer"] is None:
             raise CheckpointError(f"{ck} was written by an FSDP run and holds no optimizer state: it cannot be resumed "
                                   "(its weights load with from_pretrained)")
@@ -405,6 +429,10 @@ def pretrain(cfg: TrainConfig,
     if state is not None:
         opt.load_state_dict(state["optimizer"]); sched.load_state_dict(state["scheduler"])
         stream.load_state_dict(state["stream"]); _set_rng_state(state["rng"]); start = state["step"]
+        if extended:  # the saved scheduler holds the old plan's LR: set this step's LR from the re-planned schedule
+            sched.last_epoch = start
+            for g, base, lam in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas): g["lr"] = base * lam(start)
+            sched._last_lr = [g["lr"] for g in opt.param_groups]
 
     log = None
     if dist.is_main:
@@ -413,6 +441,12 @@ def pretrain(cfg: TrainConfig,
         log = open(run_dir / "metrics.jsonl", "a")
     def emit(rec: dict):
         if log: log.write(json.dumps(rec) + "\n"); log.flush()
+    if extended:
+        extended.update(kind="extend", step=start, max_steps=cfg.max_steps, lr=sched.get_last_lr()[0])
+        emit(extended)
+        if dist.is_main: print(f"extending {run_dir} from step {start}: max_steps {extended['from_max_steps']} -> {cfg.max_steps}, "
+                               f"warmup kept at {cfg.warmup_steps} steps, linear decay re-planned to end at {cfg.max_steps} "
+                               f"(LR now {extended['lr']:.3g})")
     def checkpoint(step: int):
         plain = _plain_model(wrapped, cfg, dist)
         if dist.is_main:

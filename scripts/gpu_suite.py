@@ -24,7 +24,8 @@ if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))  # run from a checko
 import torch
 from mosaiclab.alibi import Alibi
 from mosaiclab.attention import BACKENDS, attention, check_backend
-from mosaiclab.bench import git_commit, hardware_info, run_throughput
+from mosaiclab.bench import run_throughput
+from mosaiclab.experiment import git_commit, hardware_info
 from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM
 from mosaiclab.padding import Unpadded
 

@@ -115,3 +115,24 @@ def test_unconvertible_parameters_are_named():
 def test_hf_config_with_other_activation_is_refused():
     with pytest.raises(ValueError, match="exact"):
         config_from_hf(dict(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8, hidden_act="gelu_new"))
+
+def test_vocabulary_rows_that_hold_values_are_never_cut():
+    from mosaiclab.interop import _resize_vocab
+    t = torch.randn(10, 4)
+    assert _resize_vocab(t, 12).shape == (12, 4) and torch.equal(_resize_vocab(t, 12)[:10], t)   # padded with zeros
+    padded = torch.cat([t, torch.zeros(3, 4)])
+    assert torch.equal(_resize_vocab(padded, 10), t)                                            # zero padding may go
+    with pytest.raises(ValueError, match="13 vocabulary rows.*has 10"):
+        _resize_vocab(torch.randn(13, 4), 10)                                                   # real rows may not
+
+def test_missing_weights_are_all_named_and_a_fresh_head_is_reported(tmp_path):
+    _hf_mlm(RANDOM_CONFIGS[0], "eager", tmp_path, seed=0)
+    m = from_hf(tmp_path, kind="mlm")
+    from mosaiclab.interop import _load, _build
+    enc = {k: v for k, v in m.state_dict().items() if k.startswith("bert.")}
+    with pytest.warns(UserWarning, match=r"head parameters are not in the checkpoint and start freshly initialised: .*head\."):
+        _load(_build(m.cfg, "mlm", 2), enc, "mlm", False)                   # an encoder-only checkpoint into an MLM
+    drop = sorted(k for k in enc if ".1." in k)          # the second layer's weights
+    assert drop
+    with pytest.raises(ValueError, match=rf"{len(drop)} missing \(.*{drop[-1]}"):
+        _load(_build(m.cfg, "mlm", 2), {k: v for k, v in enc.items() if k not in drop}, "mlm", False)

@@ -104,6 +104,17 @@ def test_low_precision_layernorm_under_bf16_autocast_is_close_to_fp32():
         la, lb = a(ids, mask, labels=labels).loss, b(ids, mask, labels=labels).loss
     with torch.no_grad(): l32 = b(ids, mask, labels=labels).loss
     assert abs(la.item() - l32.item()) < 0.05 and abs(lb.item() - l32.item()) < 0.05
+    assert la.item() != lb.item(), "the switch must change the computation under autocast"
+
+def test_low_precision_layernorm_runs_in_the_autocast_dtype_only_when_switched_on():
+    "The switch does something: under bf16 autocast the norm's output is bf16 with it, fp32 without (torch's autocast policy)."
+    from mosaiclab.layers import LayerNorm
+    x = torch.randn(3, 16)
+    on, off = LayerNorm(16, 1e-12, low_precision=True), LayerNorm(16, 1e-12, low_precision=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert on(x).dtype == torch.bfloat16 and off(x).dtype == torch.float32
+    assert on(x).dtype == off(x).dtype == torch.float32                         # no autocast: plain fp32 LayerNorm
+    assert torch.allclose(on(x), off(x))
 
 def test_save_and_load_round_trip_is_exact(tmp_path):
     torch.manual_seed(0)

@@ -175,3 +175,16 @@ def test_an_unregistered_layer_warns_at_save(tmp_path):
     model = _with(lambda n, lin: _Unregistered(lin.in_features, lin.out_features))
     with pytest.warns(UserWarning, match="not a registered mosaiclab layer"): save_pretrained(model, tmp_path)
     assert not (tmp_path / "linears.json").exists()
+
+def test_save_pretrained_dispatches_on_capability_not_exact_type(tmp_path):
+    "A subclass of the MLM (a chapter's variant) saves and loads as the MLM; a foreign module is refused by name."
+    from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM, save_pretrained, from_pretrained
+    class Variant(MosaicBertForMaskedLM): pass
+    cfg = MosaicBertConfig.lab().replace(d_model=32, n_layers=1, n_heads=2, d_ff=64, vocab_size=64)
+    m = Variant(cfg)
+    save_pretrained(m, tmp_path / "v")
+    back = from_pretrained(tmp_path / "v")
+    assert type(back) is MosaicBertForMaskedLM
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), back.state_dict().values()))
+    with pytest.raises(TypeError, match="not Linear"):
+        save_pretrained(torch.nn.Linear(2, 2), tmp_path / "x")

@@ -42,6 +42,29 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="max_steps"):
         pretrain(tiny(max_steps=4), tmp_path / "r", resume=True, progress=False)
 
+def test_extend_replans_the_decay_and_says_so(tmp_path):
+    "A finished 4-step run extended to 8 steps: steps 5-8 take the LRs of a run planned for 8 steps with the same warmup."
+    short = tiny(max_steps=4, warmup_frac=0.25)                      # 1 warmup step
+    pretrain(short, tmp_path / "r", progress=False)
+    with pytest.raises(CheckpointError, match="--extend"):           # without the flag the refusal names it
+        pretrain(tiny(max_steps=8, warmup_frac=0.25), tmp_path / "r", resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="not larger"):
+        pretrain(tiny(max_steps=3, warmup_frac=0.25), tmp_path / "r", resume=True, extend=True, progress=False)
+    with pytest.raises(ValueError, match="needs resume"):
+        pretrain(tiny(max_steps=8), tmp_path / "other", extend=True, progress=False)
+    summary = pretrain(tiny(max_steps=8, warmup_frac=0.25), tmp_path / "r", resume=True, extend=True, progress=False)
+    assert summary["steps"] == 8 and summary["stopped_by"] == "max_steps"
+    recs = read_metrics(tmp_path / "r")
+    ext = [r for r in recs if r["kind"] == "extend"]
+    assert len(ext) == 1 and ext[0]["step"] == 4 and ext[0]["from_max_steps"] == 4 and ext[0]["warmup_steps"] == 1
+    planned = pretrain(tiny(max_steps=8, warmup_frac=1 / 8), tmp_path / "planned", progress=False)
+    lr = lambda run: {r["step"]: r["lr"] for r in read_metrics(run) if r["kind"] == "train"}
+    got, want = lr(tmp_path / "r"), lr(tmp_path / "planned")
+    assert [got[s] for s in range(5, 9)] == pytest.approx([want[s] for s in range(5, 9)], rel=1e-12)
+    assert got[4] < got[5]          # the finished run had decayed to its floor; the re-planned decay starts higher
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["max_steps"] == 8 and round(saved["warmup_frac"] * 8) == 1
+
 def test_a_finished_run_is_never_overwritten(tmp_path):
     pretrain(tiny(max_steps=2), tmp_path / "r", progress=False)
     before = weights(tmp_path / "r")
@@ -145,3 +168,10 @@ def test_model_fn_and_optimizer_fn_are_used(tmp_path):
     before = MosaicBertForMaskedLM(cfg.model).state_dict()
     after = weights(tmp_path / "run")
     for k in after: assert torch.equal(after[k], before[k]), k
+
+def test_cli_extend_needs_resume_and_max_steps(tmp_path, capsys):
+    from mosaiclab.cli import main
+    assert main(["pretrain", "--extend", "--out", str(tmp_path / "r"), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--extend" in err[0] and "--resume" in err[0]
+    assert not (tmp_path / "r").exists()
