@@ -120,7 +120,7 @@ def test_token_probe_reads_a_planted_property_across_types():
     att = torch.ones_like(ids)
     s = token_probe_sets(ids, att, tok, c, "function_word", cap=20)
     states = torch.randn(*ids.shape, 8, generator=g)
-    planted = states.clone(); planted[..., 0] += 4 * c["function"][ids].float()   # the property, in one direction
+    planted = states.clone(); planted[..., 0] += 8 * c["function"][ids].float()   # the property, in one direction
     assert token_probe(planted, s)["accuracy"] > 0.95
     r = token_probe(states, s)                                                   # per-token noise only: chance
     assert r["majority"] == 0.5 and abs(r["accuracy"] - 0.5) < 0.15

@@ -152,8 +152,9 @@ def spdf_figure(results: dict):
     if ctrl:   # no pretraining: a level, not a point on the FLOPs axis
         score.append(go.Scatter(x=[min(xs), max(xs)], y=[ctrl["score_mean"]] * 2, mode="lines", line=dict(dash="dot", color="grey"),
                                 name=f"random init, no pretraining ({ctrl['n_seeds']} seeds)"))
-    fig = dropdown_figure({"fine-tuned score (%)": score,
-                           "pretraining validation loss": pts("eval_loss", None, "pretraining (mean over pretraining seeds)")},
+    loss = pts("eval_loss", None, "pretraining (mean over pretraining seeds)")
+    loss += [go.Scatter(x=[], y=[], showlegend=False)] * (len(score) - len(loss))   # the control has no pretraining loss; options need equal trace counts
+    fig = dropdown_figure({"fine-tuned score (%)": score, "pretraining validation loss": loss},
                           title="SPDF at lab scale: {label} vs pretraining FLOPs (labels: sparsity)",
                           xaxis="pretraining FLOPs (from the masks)", yaxis="")
     return fig
