@@ -60,3 +60,85 @@ def test_features_from_a_tiny_encoder():
     padded = pooled_features(m, {"input_ids": pad, "attention_mask": mask, "token_type_ids": torch.zeros_like(pad)})
     assert torch.allclose(short, padded, atol=1e-5)
     with pytest.raises(ValueError, match="regression"): task_features(m, "sentiment-reg", "validation", max_samples=4)
+
+# token-level probes (The Fine Line's probes that an MLM learns early)
+from mosaiclab.science.probes import (FUNCTION_WORDS, TOKEN_TASKS, word_token_classes, whole_word_positions, token_probe_sets,
+                                      token_probe, token_states, masked_token_accuracy)
+
+class _Tok:
+    "A stand-in WordPiece tokenizer: [PAD] [UNK] [CLS] [SEP] [MASK], then words and '##' pieces."
+    words = ["the", "of", "and", "cat", "dog", "house", "##s", "run", "river", "a", "tree", "was", "stone", "in", "blue"]
+    def __init__(self):
+        self.vocab = {s: i for i, s in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *self.words])}
+    def get_vocab(self): return dict(self.vocab)
+    def get_vocab_size(self): return len(self.vocab)
+    def token_to_id(self, s): return self.vocab[s]
+
+def _classes():
+    tok = _Tok()
+    counts = torch.arange(tok.get_vocab_size(), 0, -1)           # lower id = more frequent
+    return tok, counts, word_token_classes(tok, counts)
+
+def test_word_token_classes():
+    tok, counts, c = _classes()
+    v = tok.vocab
+    assert c["word"][v["cat"]] and not c["word"][v["##s"]] and not c["word"][v["[CLS]"]]
+    assert c["function"][v["the"]] and c["function"][v["a"]] and not c["function"][v["cat"]]
+    assert not (c["function"] & ~c["word"]).any()
+    b = c["bucket"][c["word"]]
+    assert sorted(b.bincount().tolist()) == [4, 5, 5] and c["bucket"][v["the"]] == 0 and c["bucket"][v["blue"]] == 2
+    assert (c["bucket"][~c["word"]] == -1).all() and {"the", "of", "was", "in"} <= FUNCTION_WORDS
+
+def test_whole_word_positions_skip_wordpieces():
+    tok = _Tok(); v = tok.vocab
+    ids = torch.tensor([[v["[CLS]"], v["the"], v["cat"], v["##s"], v["run"], v["[SEP]"], 0]])
+    att = (ids != 0).long()
+    assert whole_word_positions(ids, att, tok).tolist() == [[True, True, False, False, True, True, False]]
+
+def test_token_probe_sets_split_by_type_and_balance():
+    tok, counts, c = _classes()
+    g = torch.Generator().manual_seed(0)
+    words = torch.tensor([tok.vocab[w] for w in tok.words if not w.startswith("#")])
+    ids = words[torch.randint(len(words), (40, 30), generator=g)]
+    att = torch.ones_like(ids)
+    for task in TOKEN_TASKS:
+        s = token_probe_sets(ids, att, tok, c, task, cap=3, seed=1)
+        flat = ids.flatten()
+        assert not set(flat[s["train_positions"]].tolist()) & set(flat[s["test_positions"]].tolist())
+        for split in ("train", "test"):
+            counts_per_class = s[f"{split}_labels"].bincount()
+            assert len(counts_per_class.unique()) == 1           # balanced
+            tids = flat[s[f"{split}_positions"]]
+            assert tids.bincount().max() <= 3                     # capped occurrences per type
+    with pytest.raises(ValueError, match="task must be"): token_probe_sets(ids, att, tok, c, "pos")
+
+def test_token_probe_reads_a_planted_property_across_types():
+    tok, counts, c = _classes()
+    g = torch.Generator().manual_seed(0)
+    words = torch.tensor([tok.vocab[w] for w in tok.words if not w.startswith("#")])
+    ids = words[torch.randint(len(words), (60, 20), generator=g)]
+    att = torch.ones_like(ids)
+    s = token_probe_sets(ids, att, tok, c, "function_word", cap=20)
+    states = torch.randn(*ids.shape, 8, generator=g)
+    planted = states.clone(); planted[..., 0] += 8 * c["function"][ids].float()   # the property, in one direction
+    assert token_probe(planted, s)["accuracy"] > 0.95
+    r = token_probe(states, s)                                                   # per-token noise only: chance
+    assert r["majority"] == 0.5 and abs(r["accuracy"] - 0.5) < 0.15
+
+def test_masked_token_accuracy_of_a_tiny_mlm():
+    import dataclasses
+    from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM
+    tok, counts, c = _classes()
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(MosaicBertConfig.lab(), vocab_size=64, d_model=16, n_layers=1, n_heads=2, d_ff=32)
+    m = MosaicBertForMaskedLM(cfg)
+    V = tok.get_vocab_size()
+    counts64 = torch.cat([counts, torch.zeros(64 - V, dtype=counts.dtype)])
+    cls64 = {k: torch.cat([v, torch.full((64 - V,), -1 if k == "bucket" else 0, dtype=v.dtype)]) for k, v in c.items()}
+    ids = torch.randint(5, V, (8, 16)); ids[:, 0] = tok.vocab["[CLS]"]; ids[:, -1] = tok.vocab["[SEP]"]
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    r = masked_token_accuracy(m, batch, tok, cls64, counts64, p=0.5)
+    assert {"all", "function", "content", "bucket0"} <= set(r)
+    assert r["all"]["n"] >= r["function"]["n"] + r["content"]["n"] > 0
+    assert all(0 <= v["accuracy"] <= 1 and 0 <= v["unigram"] <= 1 and v["loss"] > 0 for v in r.values() if v["n"])
+    assert token_states(m, batch).shape == (8, 16, 16)

@@ -137,17 +137,24 @@ def sparse_training_flops_per_token(model: nn.Module, cfg, seq_len: float, mlm_f
 
 # %% ../../nbs/parameterisation/03_spdf.ipynb #920b972b
 def spdf_figure(results: dict):
-    "Fine-tuned score against pretraining FLOPs, one point per sparsity (mean and spread over seeds), from `experiments/parameterisation/spdf.py`; a dropdown switches to pretraining loss."
+    "Fine-tuned score against pretraining FLOPs, one point per sparsity (mean and spread over seeds) and the random-init control, from `experiments/parameterisation/spdf.py`; a dropdown switches to pretraining loss."
     import plotly.graph_objects as go
     from mosaiclab.viz import dropdown_figure
     rows = results["summary"]
+    xs = [r["pretrain_flops"] for r in rows]
     def pts(key, err=None, label=""):
-        return [go.Scatter(x=[r["pretrain_flops"] for r in rows], y=[r[key] for r in rows],
+        return [go.Scatter(x=xs, y=[r[key] for r in rows],
                            error_y=dict(type="data", array=[r[err] for r in rows]) if err else None,
                            mode="markers+lines+text", text=[f"{r['sparsity']:.0%}" for r in rows], textposition="top center",
                            name=label)]
-    fig = dropdown_figure({"fine-tuned score (%)": pts("score_mean", "score_std", "fine-tuned"),
-                           "pretraining validation loss": pts("eval_loss", None, "pretraining")},
+    score = pts("score_mean", "score_std", "fine-tuned (all pretraining and fine-tuning seeds)")
+    ctrl = results.get("random_init")
+    if ctrl:   # no pretraining: a level, not a point on the FLOPs axis
+        score.append(go.Scatter(x=[min(xs), max(xs)], y=[ctrl["score_mean"]] * 2, mode="lines", line=dict(dash="dot", color="grey"),
+                                name=f"random init, no pretraining ({ctrl['n_seeds']} seeds)"))
+    loss = pts("eval_loss", None, "pretraining (mean over pretraining seeds)")
+    loss += [go.Scatter(x=[], y=[], showlegend=False)] * (len(score) - len(loss))   # the control has no pretraining loss; options need equal trace counts
+    fig = dropdown_figure({"fine-tuned score (%)": score, "pretraining validation loss": loss},
                           title="SPDF at lab scale: {label} vs pretraining FLOPs (labels: sparsity)",
                           xaxis="pretraining FLOPs (from the masks)", yaxis="")
     return fig
