@@ -97,3 +97,18 @@ def test_ensemble_module_and_distill_loss_fn_on_a_model():
     loss.backward()
     assert all(p.grad is None for p in m1.parameters())
     with pytest.raises(ValueError, match="mode"): Ensemble([m1], mode="median")
+
+def test_fit_degenerate_flags_bounds_and_flat_laws():
+    from mosaiclab.science.infinite_compute import fit_degenerate
+    assert fit_degenerate(scaling_fit([1e4, 1e5, 1e6, 1e7], [2 + 10 * v ** -0.3 for v in [1e4, 1e5, 1e6, 1e7]])) is None
+    kink = scaling_fit([145040, 217496, 292640, 450992], [7.690, 7.432, 7.362, 7.410])   # the committed 100-step size sweep
+    assert "top" in fit_degenerate(kink) and kink.A > 1e12
+    assert "A = 0" in fit_degenerate(scaling_fit([1, 2, 3], [1.0, 2.0, 3.0]))
+    assert fit_degenerate({"E": 1.0, "A": 2.0, "alpha": 1.0, "alpha_range": [0.1, 1.0]}) is not None   # the dict's own range
+    assert fit_degenerate({"E": 1.0, "A": 2.0, "alpha": 1.0}) is None
+
+def test_bootstrap_fit_records_degeneracy():
+    x = [1e5, 2e5, 3e5, 4.5e5]
+    per = torch.tensor([7.69, 7.43, 7.36, 7.41], dtype=torch.float64)[:, None] + torch.zeros(4, 50, dtype=torch.float64)
+    b = bootstrap_fit(x, per, torch.ones(50, dtype=torch.float64), n_boot=5)
+    assert b["degenerate"] and b["alpha_range"] == [1e-3, 3.0]

@@ -105,3 +105,36 @@ def test_reweighter_row_without_masked_tokens_gets_zero_weight():
     rw(out, batch, 0)
     _, _, w = rw.history[-1]
     assert w[2] == 0 and math.isclose(sum(w), 1.0, rel_tol=1e-6)
+
+def _ragged_out(counts=(1, 3, 6, 2), V=11, seed=0):
+    "A fake masked-only MLM output whose rows have different numbers of masked targets."
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.cat([torch.full((c,), i) for i, c in enumerate(counts)])
+    logits = torch.randn(len(rows), V, generator=g, requires_grad=True)
+    targets = torch.randint(0, V, (len(rows),), generator=g)
+    labels = torch.full((len(counts), 8), -100)
+    for i, c in enumerate(counts): labels[i, :c] = 1
+    import torch.nn.functional as F
+    return MLMOutput(F.cross_entropy(logits, targets), logits, targets, rows), {"input_ids": torch.ones(len(counts), 8, dtype=torch.long), "labels": labels}
+
+def test_length_norm_uniform_is_the_token_mean():
+    "The official loss N sum_i w_i (n_i / sum n) l_i: uniform weights give the token mean, not the mean of row means."
+    out, batch = _ragged_out()
+    tok = SampleReweighter("uniform", length_norm=True)(out, batch, 0)
+    assert torch.isclose(tok, out.loss, atol=1e-6)
+    assert not torch.isclose(SampleReweighter("uniform")(out, batch, 0), out.loss, atol=1e-4)   # ragged rows: they differ
+
+def test_length_norm_matches_the_official_formula():
+    out, batch = _ragged_out(counts=(2, 5, 1, 4, 3), seed=3)
+    rw = SampleReweighter("linupper", r=0.4, length_norm=True, record_every=1)
+    loss = rw(out, batch, 0)
+    _, l, w = rw.history[-1]
+    l, w, n = torch.tensor(l), torch.tensor(w), torch.tensor([2.0, 5, 1, 4, 3])
+    assert torch.isclose(loss, (w * (n / n.sum()) * l).sum() * 5, atol=1e-6)
+    loss.backward()
+    assert torch.isfinite(out.logits.grad).all()
+
+def test_length_norm_ignores_rows_without_targets():
+    out, batch = _ragged_out(counts=(2, 0, 3))
+    loss = SampleReweighter("uniform", length_norm=True)(out, batch, 0)
+    assert torch.isclose(loss, out.loss, atol=1e-6)

@@ -1,6 +1,7 @@
 """Loss-based sample reweighting (Sow et al., ICLR 2025) at lab scale: the bundled corpus with injected duplicates
 (a few passages repeated many times: low loss, little to learn) and noise (random-word documents: high loss,
 nothing to learn); uniform vs LinUpper vs quadratic weights; validation MLM loss on the clean validation split.
+The loss is the official one, weights times per-sample length norms (--no-length-norm: sum_i w_i l_i instead).
 
     python experiments/curation/reweighting.py                  # writes results/curation/reweighting/results.json
     python experiments/curation/reweighting.py --quick --out /tmp/rw   # a smoke run
@@ -9,7 +10,7 @@ nothing to learn); uniform vs LinUpper vs quadratic weights; validation MLM loss
 
 The chapter nbs/curation/01_reweighting.ipynb plots results/curation/reweighting/results.json.
 """
-import gzip, json, random, shutil, sys, tempfile, time
+import argparse, gzip, json, random, shutil, sys, tempfile, time
 from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -57,7 +58,8 @@ class TaggedReweighter:
             orig = torch.where(batch["labels"] != -100, batch["labels"], batch["input_ids"])   # the unmasked ids
             kinds = [self.kind(row[m.bool()].tolist()) for row, m in zip(orig, batch["attention_mask"])]
             _, losses, w = self.rw.history[-1]
-            self.log.append({"step": step, "kind": kinds, "loss": losses, "weight": w})
+            n = (batch["labels"] != -100).sum(dim=1).tolist()                                   # masked targets per row
+            self.log.append({"step": step, "kind": kinds, "loss": losses, "weight": w, "targets": n})
         return loss
 
 def merge(paths: list, out: Path):
@@ -79,11 +81,14 @@ def merge(paths: list, out: Path):
 def main():
     ap = experiment_parser(__doc__, seeds=(0, 1, 2), out=ROOT / "results" / "curation" / "reweighting")
     ap.add_argument("--strategies", nargs="+", default=["uniform", "linupper", "quadratic"])
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--r", type=float, default=0.4)
     ap.add_argument("--dup-frac", type=float, default=0.3)
     ap.add_argument("--noise-frac", type=float, default=0.15)
     ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--length-norm", action=argparse.BooleanOptionalAction, default=True,
+                    help="the official loss N sum_i w_i (n_i / sum n) l_i, n_i = masked targets of row i (default); "
+                         "--no-length-norm: sum_i w_i l_i over per-row mean losses")
     ap.add_argument("--merge", nargs="+", metavar="RESULTS_JSON",
                     help="combine results files of the same setup run as separate processes (e.g. one per seed) into --out")
     a = ap.parse_args()
@@ -100,7 +105,8 @@ def main():
     def write(runs, complete):
         write_results(out, "reweighting", prov, complete=complete,
                       setup={"r": a.r, "warmup_steps": warmup, "ramp_steps": warmup, "dup_frac": a.dup_frac, "noise_frac": a.noise_frac,
-                             "dup_passages": 32, "steps": a.steps, "seeds": a.seeds, "strategies": a.strategies, **tags["counts"]},
+                             "dup_passages": 32, "steps": a.steps, "seeds": a.seeds, "strategies": a.strategies,
+                             "length_norm": a.length_norm, "record_every": record_every, "eval_every": a.eval_every, **tags["counts"]},
                       runs=runs)
     for seed in a.seeds:
         for strategy in a.strategies:
@@ -109,7 +115,8 @@ def main():
                 **lab_overrides(d_model=64, seq_len=seq_len, batch=32, steps=a.steps, lr=1e-3, eval_samples=256, eval_every=a.eval_every,
                                 seed=seed),
                 "data.source": str(tmp / "corpus")})
-            rw = TaggedReweighter(SampleReweighter(strategy, r=a.r, warmup_steps=warmup, ramp_steps=warmup, record_every=record_every),
+            rw = TaggedReweighter(SampleReweighter(strategy, r=a.r, warmup_steps=warmup, ramp_steps=warmup, length_norm=a.length_norm,
+                                                   record_every=record_every),
                                   tags, record_every)
             run = tmp / f"{strategy}-seed{seed}"
             ts = time.time()

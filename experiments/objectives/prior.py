@@ -10,11 +10,14 @@ predicts them), "of", "by" and "." are fixed (the text predicts them), and count
 
 1. a text-only reference LM is trained on the captions alone (no visual tokens);
 2. the captioner (our encoder as a prefix LM: visual tokens + BOS bidirectional, caption causal) is trained with
-   plain next-token loss and with PRIOR's weights from that reference, same seeds, data and steps;
+   plain next-token loss, with PRIOR's weights from that reference, and (the control) with plain loss times *fixed*
+   per-slot weights, each slot's mean PRIOR weight: the same extra push on image tokens on average, but no
+   per-token adaptivity. Same seeds, data and steps for every arm;
 3. teacher-forced accuracy on each token type is measured on held-out examples during training.
 
     python experiments/objectives/prior.py            # writes results/objectives/prior/results.json (1 thread; 39 min on a loaded machine)
     python experiments/objectives/prior.py --quick --out /tmp/prior   # a smoke run (20 steps, one seed)
+    python experiments/objectives/prior.py --methods fixed --file control.json   # the control arm alone, beside results.json
 
 The chapter nbs/objectives/02_prior.ipynb plots results/objectives/prior/results.json.
 """
@@ -22,6 +25,7 @@ import time
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.experiment import experiment_parser, provenance, write_results
 from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM
@@ -75,6 +79,12 @@ def per_kind(model, batch):
     ce = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none").numpy()
     return {k: {"accuracy": float(ok[slot == k].mean()), "loss": float(ce[slot == k].mean())} for k in ("image", "template", "noise")}
 
+def fixed_slot_loss(out, slot_weight: torch.Tensor) -> torch.Tensor:
+    "The control: next-token loss with a fixed weight per caption slot (len(SLOTS),), the same for every caption."
+    logits, targets, _ = scored_tokens(out)
+    w = slot_weight.repeat(targets.numel() // len(SLOTS))                  # captions all have len(SLOTS) scored tokens
+    return (w * F.cross_entropy(logits.float(), targets, reduction="none")).mean()
+
 def train(model, a, data, step_fn, eval_batch):
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
     curve = []
@@ -96,6 +106,9 @@ def main():
     ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--methods", nargs="+", default=["plain", "prior", "fixed"], choices=["plain", "prior", "fixed"],
+                    help="arms: plain NTP, PRIOR, and the control (fixed per-slot weights = each slot's mean PRIOR weight)")
+    ap.add_argument("--file", default="results.json", help="the results file inside --out (e.g. control.json for one arm)")
     a = ap.parse_args()
     if a.quick: a.seeds, a.steps, a.ref_steps = a.seeds[:1], 20, 20
     prov = provenance(ROOT, allow_dirty=a.allow_dirty)
@@ -109,21 +122,23 @@ def main():
     reweigh = TokenReweighter(ref, alpha=a.alpha)
     w, _, _ = reweigh.weights(ev_txt)
     mean_weight = {s: float(w.reshape(-1, len(SLOTS))[:, i].mean()) for i, (s, _) in enumerate(SLOTS)}
+    slot_weight = torch.tensor([mean_weight[s] for s, _ in SLOTS])        # the control's fixed weights (mean 1 per caption)
     print("reference:", {k: round(v["accuracy"], 3) for k, v in ref_curve[-1].items() if k != "step"},
           "mean PRIOR weight per slot:", {k: round(v, 2) for k, v in mean_weight.items()}, flush=True)
     # 2. plain vs PRIOR captioners, same seeds, same data
     runs = []
     for seed in a.seeds:
         data = [batches(*sample(a.batch, seed=100_000 * (seed + 1) + s)) for s in range(a.steps)]
-        for method in ("plain", "prior"):
+        for method in a.methods:
             t1 = time.time()
-            fn = (lambda m, img, txt: m(**img).loss) if method == "plain" else (lambda m, img, txt: reweigh.loss(m(**img), txt))
+            fn = {"plain": lambda m, img, txt: m(**img).loss, "prior": lambda m, img, txt: reweigh.loss(m(**img), txt),
+                  "fixed": lambda m, img, txt: fixed_slot_loss(m(**img), slot_weight)}[method]
             curve = train(make_model(a, seed), a, data, fn, ev_img)
             runs.append({"method": method, "seed": seed, "curve": curve, "seconds": time.time() - t1})
             print(method, seed, {k: round(v["accuracy"], 3) for k, v in curve[-1].items() if k != "step"},
                   f"{time.time() - t1:.0f}s", flush=True)
-    path = write_results(a.out, "prior", prov,
-        config={**{k: v for k, v in vars(a).items() if k not in ("out", "allow_dirty")}, "slots": SLOTS, "slot_kind": KIND,
+    path = write_results(a.out, "prior", prov, filename=a.file,
+        config={**{k: v for k, v in vars(a).items() if k not in ("out", "allow_dirty", "file")}, "slots": SLOTS, "slot_kind": KIND,
                 "attributes": ATTRS, "visual_synonyms": SYN, "vocab_size": VOCAB, "normalize": "sequence"},
         reference={"curve": ref_curve, "mean_weight_per_slot": mean_weight}, runs=runs)
     print(f"wrote {path}")

@@ -10,10 +10,11 @@ shown against its ceiling, and the value of the right-hand context for infilling
     python experiments/objectives/ul2.py --objectives span mixture --steps 1200 --seeds 0 --eval-at 300 600 900 \\
         --out /tmp/ul2-long                  # the span objectives 4x longer, with a learning curve (an exercise)
     python experiments/objectives/ul2.py --quick --out /tmp/ul2   # a smoke run (30 steps, one seed, 64 eval texts)
+    python experiments/objectives/ul2.py --equal-targets --out /tmp/ul2-eq   # every objective sees the causal LM's target tokens
 
 The chapter nbs/objectives/01_ul2.ipynb plots results/objectives/ul2/results.json.
 """
-import random, time
+import argparse, random, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -91,25 +92,35 @@ def model_config(a):
     return MosaicBertConfig.lab().replace(vocab_size=VOCAB, d_model=a.d_model, n_layers=a.layers, n_heads=4, d_ff=2 * a.d_model,
                                           hidden_dropout=0.0, attention_pattern="prefix", max_position_embeddings=128)
 
+def collator(objective, seed):
+    return {"causal": CausalLMCollator(PAD),
+            "span": SpanCorruptCollator(SENTINELS, 3, 0.15, mode_id=MODES["R"], pad_id=PAD, seed=seed),
+            "mixture": MixtureOfDenoisers(MODES, SENTINELS, UL2_DENOISERS, pad_id=PAD, seed=seed)}[objective]
+
+def targets_per_step(objective, P, batch, n_batches=50, seed=987_654):
+    "Mean target tokens per training batch of an objective, from its own collator on fresh texts (a separate rng)."
+    texts, c = sample_texts(P, n_batches * batch, seed), collator(objective, seed)
+    return sum(int((c(texts[i * batch:(i + 1) * batch])["labels"] != -100).sum()) for i in range(n_batches)) / n_batches
+
 def train(objective, seed, P, a, on_checkpoint=None):
+    "Train one model for a.steps steps; (model, loss curve, target tokens it was trained on)."
     torch.manual_seed(seed)
     model = MosaicBertForMaskedLM(model_config(a))
-    collate = {"causal": CausalLMCollator(PAD),
-               "span": SpanCorruptCollator(SENTINELS, 3, 0.15, mode_id=MODES["R"], pad_id=PAD, seed=seed),
-               "mixture": MixtureOfDenoisers(MODES, SENTINELS, UL2_DENOISERS, pad_id=PAD, seed=seed)}[objective]
+    collate = collator(objective, seed)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 30) * max(0.05, 1 - s / a.steps))
     data = sample_texts(P, a.steps * a.batch, seed=10_000 + seed)   # fresh text every step: no repetition
-    curve = []
+    curve, targets = [], 0
     model.train()
     for step in range(a.steps):
         batch = collate(data[step * a.batch:(step + 1) * a.batch])
+        targets += int((batch["labels"] != -100).sum())
         loss = model(**{k: batch[k] for k in MODEL_KEYS}).loss
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         if step % 25 == 0 or step == a.steps - 1: curve.append({"step": step, "loss": loss.item()})
         if on_checkpoint and step + 1 in a.eval_at and step + 1 < a.steps:
             on_checkpoint(step + 1, model.eval()); model.train()
-    return model.eval(), curve
+    return model.eval(), curve, targets
 
 def evaluate(model, objective, texts, masks):
     "{task: {mode: metrics}}: each model in the format it was trained on; the mixture under every mode token."
@@ -137,21 +148,27 @@ def main():
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--eval-texts", type=int, default=1000)
     ap.add_argument("--eval-at", type=int, nargs="*", default=[], help="also evaluate after these steps (a learning curve)")
+    ap.add_argument("--equal-targets", action="store_true",
+                    help="train each objective for steps x (causal targets per step / its targets per step): equal target tokens")
     a = ap.parse_args()
     if a.quick: a.steps, a.seeds, a.eval_texts = 30, a.seeds[:1], 64
     prov = provenance(ROOT, allow_dirty=a.allow_dirty)
     torch.set_num_threads(a.threads)   # tiny models: one thread (the default) is fastest on a shared 2-core machine
     P = markov_chain()
     texts, masks = sample_texts(P, a.eval_texts, seed=999), infill_masks(a.eval_texts, seed=999)
+    tps = {obj: targets_per_step(obj, P, a.batch) for obj in dict.fromkeys(["causal", *a.objectives])}
+    steps = {obj: round(a.steps * tps["causal"] / tps[obj]) if a.equal_targets else a.steps for obj in a.objectives}
+    print("target tokens per step:", {k: round(v, 1) for k, v in tps.items()}, "steps:", steps, flush=True)
     runs = []
     for seed in a.seeds:
         for obj in a.objectives:
             t1 = time.time()
             by_step = {}
-            model, curve = train(obj, seed, P, a, lambda step, m: by_step.__setitem__(step, evaluate(m, obj, texts, masks)))
-            ev = by_step[a.steps] = evaluate(model, obj, texts, masks)
-            runs.append({"objective": obj, "seed": seed, "eval": ev, "eval_by_step": by_step, "train_curve": curve,
-                         "seconds": time.time() - t1})
+            ao = argparse.Namespace(**{**vars(a), "steps": steps[obj]})
+            model, curve, n_targets = train(obj, seed, P, ao, lambda step, m: by_step.__setitem__(step, evaluate(m, obj, texts, masks)))
+            ev = by_step[steps[obj]] = evaluate(model, obj, texts, masks)
+            runs.append({"objective": obj, "seed": seed, "steps": steps[obj], "targets": n_targets, "eval": ev, "eval_by_step": by_step,
+                         "train_curve": curve, "seconds": time.time() - t1})
             print(obj, seed, {t: {m: round(v["accuracy"], 3) for m, v in d.items()} for t, d in ev.items()},
                   f"{time.time() - t1:.0f}s", flush=True)
     orc = oracle(P, texts, masks)
@@ -159,7 +176,7 @@ def main():
         config={**{k: v for k, v in vars(a).items() if k not in ("out", "allow_dirty")}, "text_length": L, "continuation_prefix": PREFIX,
                 "n_words": N_WORDS, "markov_fanout_probs": [0.55, 0.25, 0.15, 0.05],
                 "denoisers": [d.__dict__ for d in UL2_DENOISERS], "paradigm_weights": "equal (R, S, X)",
-                "model": model_config(a).to_dict()},
+                "model": model_config(a).to_dict(), "targets_per_step": tps, "steps_by_objective": steps},
         oracle=orc, runs=runs)
     print("oracle", orc, f"wrote {path}")
 

@@ -5,6 +5,7 @@ fitted asymptote L(N) = E + A/N^alpha; (3) ensembles of 1-4 members with their o
 
     python experiments/science/infinite_compute.py          # writes results/science/infinite_compute/results.json
     python experiments/science/infinite_compute.py --quick --out /tmp/ic   # a smoke run (10 steps, 2 weight decays, 3 sizes, 2 members)
+    python experiments/science/infinite_compute.py --only-wd   # (1) alone: writes results/science/infinite_compute/wd_sweep.json
 
 The chapter nbs/science/01_infinite_compute.ipynb plots results/science/infinite_compute/results.json.
 """
@@ -37,15 +38,19 @@ def write_slice(root: Path, tokens: int, seq_len: int) -> dict:
 def main():
     ap = experiment_parser(__doc__, out=ROOT / "results" / "science" / "infinite_compute")
     ap.add_argument("--tokens", type=int, default=10_000, help="size of the fixed training slice")
-    ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--wds", type=float, nargs="+", default=[1e-5, 1e-3, 1e-2, 3e-2])
+    ap.add_argument("--steps", type=int, default=300)
+    # decoupled decay per step (our trainer's units): the default 1e-5 and up to 300x it; the paper's optimum is ~30x its default
+    ap.add_argument("--wds", type=float, nargs="+", default=[1e-5, 1e-4, 3e-4, 1e-3, 3e-3])
+    ap.add_argument("--default-wd", type=float, default=1e-5, help="the recipe's weight decay (TrainConfig's), one of --wds")
+    ap.add_argument("--only-wd", action="store_true", help="run only the weight-decay sweep (1) and write wd_sweep.json in --out")
     ap.add_argument("--sizes", type=int, nargs="+", default=[16, 24, 32, 48], help="d_model values (2 layers, d_ff = 2 d_model)")
     ap.add_argument("--base", type=int, default=24, help="d_model of the wd sweep, the ensemble members and the student")
     ap.add_argument("--members", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-3)
     a = ap.parse_args()
     if a.seeds != [0]: ap.error("--seeds: this experiment's seeds are fixed (0: the sweeps, 1..members-1: the other ensemble members, 100: the student)")
-    if a.quick: a.steps, a.wds, a.sizes, a.members = 10, [1e-5, 1e-2], [16, 24, 32], 2
+    if a.quick: a.steps, a.wds, a.sizes, a.members = 10, [1e-5, 3e-4], [16, 24, 32], 2
+    if a.default_wd not in a.wds: ap.error(f"--default-wd {a.default_wd:g} must be one of --wds")
     prov = provenance(ROOT, allow_dirty=a.allow_dirty)
     torch.set_num_threads(a.threads)
     tmp = Path(tempfile.mkdtemp(prefix="infinite-compute-"))
@@ -82,8 +87,15 @@ def main():
 
     # (1) weight decay sweep at the base size
     for wd in a.wds: train(f"wd{wd:g}-d{a.base}", a.base, wd, 0)
-    default_wd = a.wds[0]
+    default_wd = a.default_wd
     best_wd = min(a.wds, key=lambda w: runs[f"wd{w:g}-d{a.base}"]["val_loss"])
+    setup = {"data": data, "steps": a.steps, "lr": a.lr, "batch": batch, "seq_len": seq_len, "n_layers": 2,
+             "base_d_model": a.base, "val_samples": len(val), "wds": a.wds, "default_wd": default_wd, "sizes": a.sizes}
+    if a.only_wd:
+        path = write_results(a.out, "infinite_compute_wd", prov, filename="wd_sweep.json", setup={**setup, "sizes": []},
+                             best_wd=best_wd, runs=runs)
+        shutil.rmtree(tmp)
+        return print(f"best weight decay {best_wd:g}; wrote {path}")
     # (2) size sweeps at the default and the best weight decay
     sweeps = {}
     for label, wd in (("default", default_wd), ("tuned", best_wd)):
@@ -95,7 +107,8 @@ def main():
         x = [runs[n]["params"] for n in names]
         fit = bootstrap_fit(x, torch.stack([per_sample[n] for n in names]), counts)
         sweeps[label] = {"weight_decay": wd, "runs": names, "params": x, "fit": fit}
-        print(f"size sweep ({label}, wd={wd:g}): E = {fit['E']:.3f} +- {fit['E_std']:.3f}, alpha = {fit['alpha']:.2f}", flush=True)
+        print(f"size sweep ({label}, wd={wd:g}): E = {fit['E']:.3f} +- {fit['E_std']:.3f}, alpha = {fit['alpha']:.2f}"
+              + (f" DEGENERATE: {fit['degenerate']}" if fit["degenerate"] else ""), flush=True)
     # (3) ensembles of the base size at the best weight decay
     members = [from_pretrained(tmp / f"wd{best_wd:g}-d{a.base}" / "model")]
     member_names = [f"wd{best_wd:g}-d{a.base}"]
@@ -127,8 +140,7 @@ def main():
     distill["retained_fraction"] = (distill["single_mean_over_members"] - distill["student"]) / gain if gain > 0 else None
     print(f"distillation: {distill}", flush=True)
     path = write_results(a.out, "infinite_compute", prov,
-        setup={"data": data, "steps": a.steps, "lr": a.lr, "batch": batch, "seq_len": seq_len, "n_layers": 2,
-               "base_d_model": a.base, "val_samples": len(val), "wds": a.wds, "sizes": a.sizes},
+        setup=setup,
         best_wd=best_wd, runs=runs, size_sweeps=sweeps, ensembles=ensembles, ensemble_fits=ens_fit, distillation=distill)
     shutil.rmtree(tmp)
     print(f"wrote {path}")

@@ -84,6 +84,7 @@ class SampleReweighter:
     delta: float = 1.0           # normalisation half-width (official: 1)
     warmup_steps: int = 0        # uniform weights before this step (official `burnout_steps`: 5% of training)
     ramp_steps: int = 0          # then 1/r rises linearly from 0 over this many steps (the README's "high r early")
+    length_norm: bool = False    # official trainer: loss = N sum_i w_i (n_i / sum_j n_j) l_i, n_i = row i's targets (see below)
     record_every: int = 0        # keep (step, losses, weights) every this many steps; 0: keep nothing
     history: list = field(default_factory=list, repr=False)  # [(step, losses (B,), weights (B,))] as lists
 
@@ -105,14 +106,19 @@ class SampleReweighter:
         return sample_weights(losses, self.strategy, self.temperature(step), self.delta, valid)
 
     def __call__(self, out: MLMOutput, batch: dict, step: int) -> Tensor:
-        "The reweighted loss sum_i w_i l_i (a scalar to backpropagate)."
+        "The reweighted loss: sum_i w_i l_i, or with length_norm N sum_i w_i (n_i / sum_j n_j) l_i (a scalar to backpropagate)."
         B = batch["input_ids"].shape[0]
         losses = per_sample_mlm_loss(out, B)                       # (B,) mean CE over each row's masked tokens
-        valid = (batch["labels"] != -100).any(dim=1)               # (B,) rows with at least one masked token
+        n = (batch["labels"] != -100).sum(dim=1)                   # (B,) masked targets per row
+        valid = n > 0                                              # rows with at least one masked token
         w = self.weights(losses, step, valid)                      # (B,) no grad
         if self.record_every and step % self.record_every == 0:
             self.history.append((step, losses.detach().tolist(), w.tolist()))
-        return (w * losses).sum()
+        if not self.length_norm: return (w * losses).sum()
+        # official trainer.py: `len_norms = num_active / num_active.sum()`, loss = sum(w * len_norms * losses) * N;
+        # N w_i is 1 under uniform weights, so uniform is the token mean (the trainer's ordinary loss)
+        len_norm = n.to(losses.dtype) / n.sum().clamp(min=1)       # (B,)
+        return int(valid.sum()) * (w * len_norm * losses).sum()
 
 # %% ../../nbs/curation/01_reweighting.ipynb #6141fb29
 def reweighting_summary(results: dict) -> dict[str, dict]:

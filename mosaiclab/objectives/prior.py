@@ -85,10 +85,10 @@ def steps_to_reach(results: Mapping, kind: str, threshold: float = 0.95) -> dict
     return out
 
 def prior_figure(results: Mapping):
-    "Held-out accuracy per token kind during training, plain vs PRIOR (mean +- std over seeds); a dropdown picks the kind."
+    "Held-out accuracy per token kind during training, plain vs PRIOR (and the control, if present; mean +- std over seeds); a dropdown picks the kind."
     import plotly.graph_objects as go
     from mosaiclab.viz import dropdown_figure
-    names = {"plain": "plain NTP", "prior": "PRIOR"}
+    names = {"plain": "plain NTP", "prior": "PRIOR", "fixed": "fixed slot weights (control)"}
     views = {}
     for kind in ("image", "template", "noise"):
         views[f"{kind} tokens"] = [go.Scatter(x=x, y=m, error_y=dict(type="data", array=sd), mode="lines+markers",

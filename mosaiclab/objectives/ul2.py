@@ -14,8 +14,8 @@ from ..experiment import mean_std
 
 # %% auto #0
 __all__ = ['UL2_DENOISERS', 'MODEL_KEYS', 'random_spans_mask', 'span_corrupt', 'collate_prefix_lm', 'SpanCorruptCollator',
-           'PrefixLMCollator', 'CausalLMCollator', 'Denoiser', 'MixtureOfDenoisers', 'target_metrics', 'ul2_summary',
-           'ul2_figure']
+           'PrefixLMCollator', 'CausalLMCollator', 'Denoiser', 'MixtureOfDenoisers', 'target_metrics',
+           'targets_per_batch', 'ul2_summary', 'ul2_figure']
 
 # %% ../../nbs/objectives/01_ul2.ipynb #c6b98027
 def _composition(total: int, parts: int, rng: random.Random) -> list[int]:
@@ -184,6 +184,15 @@ def target_metrics(model: nn.Module, batch: Mapping[str, Tensor]) -> dict[str, f
     return {"loss": float(out.loss), "accuracy": float((pred == targets).float().mean()), "n": int(targets.numel())}
 
 # %% ../../nbs/objectives/01_ul2.ipynb #76ea4f2a
+def targets_per_batch(collate,                        # a collator: texts -> model batch with `labels`
+                      texts: Sequence[Sequence[int]],  # texts to draw batches from (len = batches x batch)
+                      batch: int,                      # texts per batch
+                      ) -> float:
+    "Mean number of target tokens (labels != -100) per batch: what one training step learns from."
+    n = len(texts) // batch
+    if n == 0: raise ValueError(f"need at least one batch of {batch} texts, got {len(texts)}")
+    return sum(int((collate(texts[i * batch:(i + 1) * batch])["labels"] != -100).sum()) for i in range(n)) / n
+
 def ul2_summary(results: Mapping) -> dict[tuple[str, str, str], tuple[float, float, int]]:
     "{(objective, task, mode): (mean accuracy, std over seeds, seeds)} from the experiment's results.json."
     acc: dict[tuple[str, str, str], list[float]] = {}

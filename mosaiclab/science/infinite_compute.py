@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from collections.abc import Sequence
 
 # %% auto #0
-__all__ = ['PowerLawFit', 'scaling_fit', 'eval_per_sample', 'bootstrap_fit', 'ensemble_logits', 'Ensemble', 'distill_loss',
-           'DistillLoss', 'wd_figure', 'asymptote_figure']
+__all__ = ['PowerLawFit', 'scaling_fit', 'eval_per_sample', 'bootstrap_fit', 'fit_degenerate', 'ensemble_logits', 'Ensemble',
+           'distill_loss', 'DistillLoss', 'wd_figure', 'asymptote_figure']
 
 # %% ../../nbs/science/01_infinite_compute.ipynb #0d8967e3
 import torch
@@ -97,22 +97,39 @@ def bootstrap_fit(x: Sequence[float],   # (P,) sizes
                   counts: Tensor,       # (n,) scored tokens per sample (the loss is token-weighted, as eval reports it)
                   n_boot: int = 200,    # resamples
                   seed: int = 0,
+                  alpha_range: tuple[float, float] = (1e-3, 3.0),  # exponents searched (scaling_fit's)
                   ) -> dict:
     "The fit plus bootstrap std and 90% interval of E, resampling the validation samples (jointly for all points)."
     per_sample, counts = torch.as_tensor(per_sample, dtype=torch.float64), torch.as_tensor(counts, dtype=torch.float64)
     if per_sample.ndim != 2 or per_sample.shape[1] != counts.shape[0]:
         raise ValueError(f"per_sample must be (points, samples) matching counts (samples,), got {tuple(per_sample.shape)} and {tuple(counts.shape)}")
     y = (per_sample * counts).sum(1) / counts.sum()                   # (P,) each point's validation loss
-    fit = scaling_fit(x, y.tolist())
+    fit = scaling_fit(x, y.tolist(), alpha_range)
     g = torch.Generator().manual_seed(seed)
     n = counts.shape[0]
     Es = []
     for _ in range(n_boot):
         idx = torch.randint(0, n, (n,), generator=g)
-        Es.append(scaling_fit(x, ((per_sample[:, idx] * counts[idx]).sum(1) / counts[idx].sum()).tolist()).E)
+        Es.append(scaling_fit(x, ((per_sample[:, idx] * counts[idx]).sum(1) / counts[idx].sum()).tolist(), alpha_range).E)
     E = torch.tensor(Es, dtype=torch.float64)
     return {"E": fit.E, "A": fit.A, "alpha": fit.alpha, "rmse": fit.rmse, "loss": y.tolist(), "E_std": float(E.std()),
-            "E_p05": float(E.quantile(0.05)), "E_p95": float(E.quantile(0.95)), "n_boot": n_boot}
+            "E_p05": float(E.quantile(0.05)), "E_p95": float(E.quantile(0.95)), "n_boot": n_boot,
+            "alpha_range": list(alpha_range), "degenerate": fit_degenerate(fit, alpha_range)}
+
+def fit_degenerate(fit: PowerLawFit | dict,    # a scaling_fit result, or a results file's fit dict (E, A, alpha)
+                   alpha_range: tuple[float, float] | None = None,  # the exponents searched; default: the dict's, else scaling_fit's
+                   ) -> str | None:            # why E is no asymptote, or None when the fit is interior
+    "Whether a power-law fit says nothing about the asymptote: its exponent at a bound of the search, or no fall at all (A = 0)."
+    get = (lambda k: fit[k]) if isinstance(fit, dict) else (lambda k: getattr(fit, k))
+    if alpha_range is None:
+        alpha_range = tuple(fit.get("alpha_range", (1e-3, 3.0))) if isinstance(fit, dict) else (1e-3, 3.0)
+    lo, hi = alpha_range
+    if get("A") == 0: return "A = 0: the loss does not fall with size, so E is just the mean loss"
+    if math.isclose(get("alpha"), hi, rel_tol=1e-3):
+        return f"alpha at the top of the searched range ({hi:g}): the fit wants an ever steeper drop, E is the last point's level"
+    if math.isclose(get("alpha"), lo, rel_tol=1e-3):
+        return f"alpha at the bottom of the searched range ({lo:g}): a near-flat law, E runs off far below the data"
+    return None
 
 # %% ../../nbs/science/01_infinite_compute.ipynb #5d161ec5
 def ensemble_logits(logits: Sequence[Tensor],   # K tensors (..., V) from the members, same positions
