@@ -87,7 +87,8 @@ def test_galore_groups_and_optimizer_fn():
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(dense.parameters()))
 
 def test_restarts_reset_and_schedule():
-    assert [restart_multiplier(s, 10, 4) for s in (9, 10, 13, 14, 20)] == [1.0, 0.25, 1.0, 1.0, 0.25]
+    # the benchmark's quick recovery (0.001 + 0.999 k / (recovery - 1)), k = 1 on the first update after a restart
+    assert [restart_multiplier(s, 10, 4) for s in (9, 10, 11, 12, 13, 20)] == pytest.approx([1.0, 0.334, 0.667, 1.0, 1.0, 0.334])
     torch.manual_seed(0)
     m = lowrank_mlm(CFG, 4)
     cb = Restarts(3, refactorize=True, reset_momentum=True)

@@ -11,12 +11,14 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from .linears import replace_linears, encoder_linears, register_layer, LORA_ALPHA, lora_scaling
 from ..model import MosaicBertConfig, MosaicBertForMaskedLM
+from .sltrain import SparsePlusLowRankLinear
 from ..train import Callback, TrainConfig, make_optimizer
 from ..experiment import mean_std
 
 # %% auto #0
-__all__ = ['LowRankLinear', 'ReLoRALinear', 'restart_multiplier', 'Restarts', 'GaLoreAdamW', 'galore_param_groups',
-           'galore_optimizer_fn', 'lowrank_mlm', 'relora_mlm', 'memory_loss_figure']
+__all__ = ['RECOVERY_START', 'LowRankLinear', 'ReLoRALinear', 'restart_multiplier', 'Restarts', 'refactorize_factors',
+           'GaLoreAdamW', 'galore_param_groups', 'galore_optimizer_fn', 'lowrank_mlm', 'relora_mlm',
+           'memory_loss_figure', 'memory_figure']
 
 # %% ../../nbs/parameterisation/02_lowrank.ipynb #df1367bb
 def _balanced_split(P: Tensor, rank: int) -> tuple[Tensor, Tensor]:
@@ -127,38 +129,57 @@ class ReLoRALinear(nn.Module):
         self.reset_adapter()
 
 # %% ../../nbs/parameterisation/02_lowrank.ipynb #93f7961f
+RECOVERY_START = 0.001   # the benchmark's cosine_quick_recovery: after a restart the LR starts at 0.001 x its target
+
 def restart_multiplier(step: int, every: int, recovery: int) -> float:
-    "LR factor after a restart at each multiple of `every`: linear from 1/recovery back to 1 over `recovery` steps."
+    "LR factor at scheduler step `step` after restarts at each multiple of `every`: the benchmark's quick recovery over `recovery` steps."
+    # transcribed from _get_cosine_schedule_with_quick_recovery_lambda (OptimAI-Lab/Memory_Efficient_Pretraining,
+    # peft_pretraining/training_utils.py): 0.001 + 0.999 k / (recovery - 1) at k steps since the restart, for k < recovery.
+    # Their loop rebuilds the scheduler with last_epoch = the restart step and LambdaLR steps once when built, so the
+    # first update after a restart sees k = 1 (~0.11 for recovery 10): k below counts the same way. The update after
+    # trainer step `step` uses this factor, so a restart after update U = j * every sets k = step - U + 1.
     if every <= 0 or recovery <= 0 or step < every: return 1.0
-    k = step % every
-    return (k + 1) / recovery if k < recovery else 1.0
+    k = step % every + 1
+    if k >= recovery: return 1.0
+    return RECOVERY_START + (1.0 - RECOVERY_START) * (k / (recovery - 1) if recovery > 1 else 1.0)
 
 class Restarts(Callback):
-    "Every `every` steps: refactorize low-rank layers, merge-and-restart ReLoRA adapters, and/or reset the optimizer state."
+    "Every `every` steps but the last: refactorize low-rank factors, merge-and-restart ReLoRA adapters, and/or reset the optimizer state."
     def __init__(self, every: int,                   # steps between restarts
-                 refactorize: bool = False,          # LowRankLinear: re-split B A by SVD (the benchmark's weight refactorization)
+                 refactorize: bool = False,          # LowRankLinear, SparsePlusLowRankLinear: re-split B A by SVD (the benchmark's weight refactorization)
                  merge: bool = False,                # ReLoRALinear: merge the adapter and start a new one (ReLoRA)
                  reset_momentum: bool = False,       # zero every moment of the optimizer (the benchmark's momentum reset)
-                 recovery: int = 10):                # steps of LR re-warmup after a reset (benchmark: "quick recovery")
+                 recovery: int = 10,                 # steps of LR recovery after a reset (benchmark: recovery_steps 10)
+                 max_steps: int | None = None):      # the run's last step, never a restart (default: from `optimizer_fn`'s config)
         if every < 1: raise ValueError(f"every must be >= 1, got {every}")
         self.every, self.refactorize, self.merge, self.reset_momentum, self.recovery = every, refactorize, merge, reset_momentum, recovery
-        self.opt, self.restarts = None, 0
+        self.max_steps, self.opt, self.steps = max_steps, None, []
+
+    @property
+    def restarts(self) -> int: return len(self.steps)
 
     def optimizer_fn(self, model: nn.Module, cfg: TrainConfig):
-        "The trainer's AdamW and schedule, with an LR re-warmup after each reset; keeps the optimizer for resets."
+        "The trainer's AdamW and schedule, with the quick LR recovery after each reset; keeps the optimizer for resets and cfg's last step."
         rec = self.recovery if self.reset_momentum else 0
+        if self.max_steps is None: self.max_steps = cfg.max_steps
         self.opt, sched = make_optimizer(model, cfg, lr_factor=lambda s: restart_multiplier(s, self.every, rec))
         return self.opt, sched
 
     def on_step_end(self, step: int, metrics: dict, model: nn.Module):
-        if step % self.every: return
+        if step % self.every or (self.max_steps is not None and step >= self.max_steps): return
         for m in model.modules():
-            if self.refactorize and isinstance(m, LowRankLinear): m.refactorize()
+            if self.refactorize and isinstance(m, (LowRankLinear, SparsePlusLowRankLinear)): refactorize_factors(m)
             if self.merge and isinstance(m, ReLoRALinear): m.merge_and_reinit()
         if self.reset_momentum:
             if self.opt is None: raise RuntimeError("reset_momentum needs the optimizer: pass optimizer_fn=restarts.optimizer_fn to pretrain")
             self.opt.state.clear()   # as rebuilding the optimizer in the benchmark code: moments and step counts start over
-        self.restarts += 1
+        self.steps.append(step)
+
+@torch.no_grad()
+def refactorize_factors(layer: nn.Module):
+    "Re-split a layer's `lora_B @ lora_A` into balanced SVD factors of its rank (the official `merge_and_reinit` of SLTrain's layer)."
+    B, A = _balanced_split(layer.lora_B @ layer.lora_A, layer.rank)
+    layer.lora_B.copy_(B); layer.lora_A.copy_(A)
 
 # %% ../../nbs/parameterisation/02_lowrank.ipynb #1e1a6692
 class GaLoreAdamW(torch.optim.Optimizer):
@@ -273,4 +294,18 @@ def memory_loss_figure(runs: list[dict],   # runs of the Part II results files: 
                                  hovertemplate=f"{m}<br>%{{x:.0f}} KiB<br>loss %{{y:.4f}} (n={len(ls)})<extra></extra>"))
     fig.update_layout(template=TEMPLATE, title=title, xaxis_title="weights + indices + optimizer state of the Linear layers (KiB)",
                       yaxis_title="final validation loss (nats)", showlegend=False)
+    return fig
+
+# %% ../../nbs/parameterisation/02_lowrank.ipynb #10046191
+def memory_figure(runs: list[dict],   # runs of a Part II results file: method and memory (encoder_linear_memory's keys)
+                  title: str = "Memory of the encoder's Linear layers at the end of training"):
+    "Stacked bars per method: fp32 weights, index buffers and the optimizer state it holds at the end of its run (KiB)."
+    import plotly.graph_objects as go
+    from mosaiclab.viz import TEMPLATE
+    mem = {r["method"]: r["memory"] for r in runs}      # one per method: the memory does not depend on the seed
+    parts = {"weights (fp32)": lambda m: m["linear_params"] * 4, "index buffers": lambda m: m.get("linear_index_bytes", 0),
+             "optimizer state": lambda m: m["linear_optimizer_state_bytes"]}
+    fig = go.Figure([go.Bar(name=p, x=list(mem), y=[f(m) / 2**10 for m in mem.values()],
+                            hovertemplate="%{x}<br>" + p + ": %{y:.0f} KiB<extra></extra>") for p, f in parts.items()])
+    fig.update_layout(template=TEMPLATE, title=title, barmode="stack", yaxis_title="KiB", xaxis_tickangle=-30)
     return fig
