@@ -11,7 +11,7 @@ the probe's test set, is the same for all). --stage-seed seeds the MLM stages. T
 lab-ref (`mosaiclab.finetune.lab_ref("mlm")`, experiments/lab_ref.py). The chapter nbs/parameterisation/04_pela.ipynb
 reads the results file.
 """
-import dataclasses, json, shutil, time
+import dataclasses, hashlib, shutil, time
 from pathlib import Path
 import torch
 from torch import nn
@@ -113,6 +113,7 @@ def main():
                                                "distillation": fd_log or None}))
     write_results(out, "pela", prov,
                   config={"teacher": str(lab_ref_dir().relative_to(ROOT)) if lab_ref_dir().is_relative_to(ROOT) else str(lab_ref_dir()),
+                          "teacher_md5": hashlib.md5((lab_ref_dir() / "model.safetensors").read_bytes()).hexdigest(),
                           "stage": scfg.to_dict(), "alpha": a.alpha, "ratios": a.ratios, "tasks": a.tasks,
                           "probe_seeds": a.seeds, "probe_train": a.probe_train, "stage_seed": a.stage_seed,
                           "probe": "linear_probe (L-BFGS logistic regression, l2 1e-3) on frozen mean-pooled last-layer "
