@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics, evaluate_split, cpu_has_fast_bf16
 from mosaiclab.experiment import experiment_parser, provenance, write_results
 from mosaiclab.finetune import lab_ref, lab_ref_dir
+from mosaiclab.model import MosaicBertForMaskedLM
 from mosaiclab.parameterisation.lowrank import LowRankLinear
 from mosaiclab.parameterisation.pela import compress, FeatureDistillation
 from mosaiclab.science.probes import task_features, linear_probe
@@ -56,7 +57,7 @@ def main():
     ap.add_argument("--tasks", nargs="+", default=["sst2", "wordnet-defmatch"])
     ap.add_argument("--probe-train", type=int, default=1000, help="training examples per probe seed")
     ap.add_argument("--stage-seed", type=int, default=17, help="seed of the MLM stages (data order and masks; lab-ref's seed)")
-    ap.add_argument("--only", nargs="+", default=None, help="a subset of rows: teacher, svd, random-mlm, svd-mlm, svd-fd")
+    ap.add_argument("--only", nargs="+", default=None, help="a subset of rows: teacher, random-init, svd, random-mlm, svd-mlm, svd-fd")
     a = ap.parse_args()
     if a.quick: a.stage_steps, a.ratios, a.seeds, a.probe_train = 4, a.ratios[:1], a.seeds[:1], 200
     prov = provenance(ROOT, allow_dirty=a.allow_dirty)
@@ -86,6 +87,10 @@ def main():
     if want("teacher"):
         print("== dense teacher (lab-ref)", flush=True)
         rows.append(score(teacher, {"variant": "dense teacher", "ratio": 1.0, "stage": None}))
+    if want("random-init"):   # the floor: what the probes get from an untrained encoder of the same shape
+        print("== random init (lab-ref's architecture, no pretraining)", flush=True)
+        torch.manual_seed(a.stage_seed)
+        rows.append(score(MosaicBertForMaskedLM(teacher.cfg).eval(), {"variant": "random init (no pretraining)", "ratio": 1.0, "stage": None}))
     for ratio in a.ratios:
         for key, variant, init, stage, distill in VARIANTS:
             if not want(key): continue
