@@ -19,9 +19,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 from mosaiclab.experiment import experiment_parser, provenance, write_results
 from mosaiclab.model import from_pretrained, save_pretrained
-from mosaiclab.train import DistInfo, TrainConfig, evaluate, pretrain, read_metrics
-from mosaiclab.data import DataConfig, PretrainingStream, load_tokenizer_for
-from mosaiclab.mlm import MLMCollator
+from mosaiclab.train import TrainConfig, evaluate_split, pretrain, read_metrics
 
 FIXED_REV = "3bdc755"   # the last commit with the first corpus (2,820 train / 114 validation documents)
 FIXED_FILE = "mosaiclab/resources/corpus/validation.jsonl.gz"
@@ -32,14 +30,12 @@ def fixed_text_eval(model_dir: Path, out: Path, prov: dict) -> dict:
         blob = subprocess.run(["git", "-C", str(ROOT), "show", f"{FIXED_REV}:{FIXED_FILE}"], check=True, capture_output=True).stdout
         (Path(d) / "validation.jsonl.gz").write_bytes(blob)
         cfg = TrainConfig.lab().with_overrides({"data.source": d})   # eval_samples 256, seed 17, 15% masking: the default's
-        samples = PretrainingStream(cfg.data, "validation", seed=cfg.seed).batch(0, cfg.eval_samples)
-        collator = MLMCollator.from_tokenizer(load_tokenizer_for(cfg.data), mlm_probability=cfg.mlm_probability, seed=cfg.seed)
         model = from_pretrained(model_dir)   # fp32 copies of the shipped bf16 weights
-        res = evaluate(model, samples, collator, cfg, DistInfo(device=torch.device("cpu")), "fp32")
-    rec = {**res, "samples": len(samples), "eval_mlm_probability": cfg.eval_mlm_probability, "fixed_text": f"{FIXED_REV}:{FIXED_FILE}",
+        res = evaluate_split(model, cfg)     # eval_loss, eval_accuracy and the number of samples, in fp32
+    rec = {**res, "eval_mlm_probability": cfg.eval_mlm_probability, "fixed_text": f"{FIXED_REV}:{FIXED_FILE}",
            "fixed_text_md5": hashlib.md5(blob).hexdigest(), "model": str(model_dir), "tokenizer": cfg.data.tokenizer}
     write_results(out, "lab_ref_fixed_eval", prov, filename="fixed_eval.json", **rec)
-    print(f"fixed text: eval loss {res['eval_loss']:.4f}, accuracy {res['eval_accuracy']:.4f} on {len(samples)} samples")
+    print(f"fixed text: eval loss {res['eval_loss']:.4f}, accuracy {res['eval_accuracy']:.4f} on {res['samples']} samples")
     return rec
 
 

@@ -392,12 +392,17 @@ def finetune(model: nn.Module,                     # a classifier (see load_for_
         from tqdm.auto import tqdm
         bar = tqdm(total=total, desc=f"finetune {spec.name}", unit="step", dynamic_ncols=True)
 
+    pred_counts: dict[str, list[int]] | None = None   # per eval split, how often each class was predicted (classification)
     def evaluate() -> dict[str, dict[str, float]]:
-        out = {}
+        nonlocal pred_counts
+        out, counts = {}, {}
         for split, ex in evals.items():
             preds = predict(model, ex, spec, pad_id, cfg.eval_batch_size, dev, prec)
             labels = np.array([y for _, _, y in ex])
             out[split] = {m: METRICS[m](preds, labels) for m in spec.metrics}
+            # a model that predicts one class scores the majority share: the counts make that visible in every results file
+            if not spec.is_regression: counts[split] = np.bincount(preds.astype(int), minlength=spec.num_labels).tolist()
+        pred_counts = counts or None
         return out
 
     curve, history, step, t0 = [], [], 0, time.perf_counter()
@@ -423,7 +428,7 @@ def finetune(model: nn.Module,                     # a classifier (see load_for_
     metrics = evaluate()
     history.append({"step": step, "metrics": metrics})
     return {"task": spec.name, "metrics": metrics, "score": score_of(metrics), "steps": step, "train_examples": len(train),
-            "train_seconds": seconds, "precision": prec, "curve": curve, "history": history, "config": cfg.to_dict(),
+            "train_seconds": seconds, "precision": prec, "pred_counts": pred_counts, "curve": curve, "history": history, "config": cfg.to_dict(),
             "model": model}
 
 # %% ../nbs/mosaicbert/11_finetune.ipynb #70be74fe

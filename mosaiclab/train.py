@@ -20,7 +20,7 @@ __all__ = ['PRESETS', 'RESUMABLE_CHANGES', 'KNOWN_PEAK_TFLOPS', 'TrainConfig', '
            'make_optimizer', 'CheckpointError', 'save_checkpoint', 'find_checkpoint', 'read_checkpoint',
            'check_resumable', 'extended_config', 'per_sample_mlm_loss', 'Callback', 'TrainingDiverged', 'DistInfo',
            'setup_distributed', 'peak_flops', 'cpu_has_fast_bf16', 'resolve_precision', 'autocast', 'evaluate',
-           'pretrain', 'read_metrics', 'report_figure', 'write_report']
+           'pretrain', 'read_metrics', 'report_figure', 'write_report', 'evaluate_split']
 
 # %% ../nbs/mosaicbert/09_pretraining.ipynb #ee02ff43
 @dataclass(frozen=True)
@@ -560,3 +560,16 @@ def write_report(run_dir: str | Path) -> Path:
     out = run_dir / "report.html"
     fig.write_html(out, include_plotlyjs=True, full_html=True)
     return out
+
+# %% ../nbs/mosaicbert/09_pretraining.ipynb #2b152cd3
+def evaluate_split(model: nn.Module,
+                   cfg: TrainConfig,                 # its data, seed, eval_samples, masking rates and micro_batch are used
+                   split: str = "validation",
+                   n_samples: int | None = None,     # default: cfg.eval_samples
+                   precision: str = "fp32",          # "fp32" or "bf16" (a resolved precision, see `resolve_precision`)
+                   ) -> dict:
+    "MLM loss and accuracy of `model` on the fixed samples and masks of `split` that `pretrain(cfg, ...)` evaluates on."
+    samples = PretrainingStream(cfg.data, split, seed=cfg.seed).batch(0, n_samples or cfg.eval_samples)
+    collator = MLMCollator.from_tokenizer(load_tokenizer_for(cfg.data), mlm_probability=cfg.mlm_probability, seed=cfg.seed)
+    dev = next(model.parameters()).device
+    return {**evaluate(model, samples, collator, cfg, DistInfo(device=dev), precision), "samples": len(samples)}

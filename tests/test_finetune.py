@@ -129,3 +129,23 @@ def test_causal_models_are_refused_by_the_classifier_and_hf_export(tmp_path):
     with pytest.raises(ValueError, match="needs a bidirectional encoder"): load_for_finetuning(causal, "sst2")
     bert_causal = dataclasses.replace(MosaicBertConfig.lab_bert(), attention_pattern="causal")
     with pytest.raises(ValueError, match="HF BERT is bidirectional"): config_to_hf(bert_causal)
+
+def test_pred_counts_count_predictions_and_expose_a_constant_model():
+    "finetune reports how often each class was predicted on each eval split; a model stuck on one class shows it."
+    cfg = FinetuneConfig.lab().replace(**TINY)
+    torch.manual_seed(0)
+    m, _ = load_for_finetuning(tiny_mlm(), "sst2")
+    res = finetune(m, "sst2", cfg, progress=False)
+    counts = res["pred_counts"]["validation"]
+    assert len(counts) == 2 and sum(counts) == TINY["max_eval_samples"]
+    labels = np.array([y for _, _, y in encode_examples(load_examples(task_spec("sst2"), "validation"), task_spec("sst2"),
+                                                        tokenizer_for(m), 32)])
+    # a constant model: its head ignores the features and favours class 1 by far, and a vanishing lr keeps it so
+    stuck, _ = load_for_finetuning(tiny_mlm(), "sst2")
+    with torch.no_grad():
+        stuck.classifier.weight.zero_(); stuck.classifier.bias.copy_(torch.tensor([0.0, 50.0]))
+    res = finetune(stuck, "sst2", cfg.replace(lr=1e-12, max_eval_samples=None), progress=False)
+    assert res["pred_counts"]["validation"] == [0, len(labels)]
+    assert abs(res["score"] - 100 * (labels == 1).mean()) < 1e-9       # the score a constant predictor gets: the class share
+    reg, _ = load_for_finetuning(tiny_mlm(), "sentiment-reg")
+    assert finetune(reg, "sentiment-reg", cfg, progress=False)["pred_counts"] is None   # regression: nothing to count

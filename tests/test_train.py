@@ -175,3 +175,18 @@ def test_cli_extend_needs_resume_and_max_steps(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--extend" in err[0] and "--resume" in err[0]
     assert not (tmp_path / "r").exists()
+
+def test_evaluate_split_is_the_trainers_evaluation(tmp_path):
+    "evaluate_split redoes pretrain's last evaluation from the saved weights, on the same samples and masks, and only those."
+    from mosaiclab.train import evaluate_split
+    from mosaiclab.model import from_pretrained
+    cfg = tiny(max_steps=4)
+    summary = pretrain(cfg, tmp_path / "run", progress=False)
+    model = from_pretrained(tmp_path / "run" / "model")
+    res = evaluate_split(model, cfg)
+    assert res["samples"] == cfg.eval_samples and abs(res["eval_loss"] - summary["eval_loss"]) < 1e-5
+    assert evaluate_split(model, cfg) == res                                        # fixed masks: the same number twice
+    other_seed = evaluate_split(model, cfg.with_overrides({"seed": cfg.seed + 1}))   # other samples and masks: another number
+    assert other_seed["eval_loss"] != res["eval_loss"]
+    assert evaluate_split(model, cfg, n_samples=4)["samples"] == 4
+    assert evaluate_split(model, cfg, split="train")["eval_loss"] != res["eval_loss"]

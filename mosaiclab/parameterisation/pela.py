@@ -14,8 +14,8 @@ from ..model import MLMOutput
 from ..experiment import mean_std
 
 # %% auto #0
-__all__ = ['pela_rank', 'compress', 'LayerOutputs', 'weight_perturbation', 'FeatureDistillation', 'evaluate_mlm',
-           'classifier_from', 'pela_figure']
+__all__ = ['pela_rank', 'compress', 'LayerOutputs', 'weight_perturbation', 'FeatureDistillation', 'classifier_from',
+           'pela_figure']
 
 # %% ../../nbs/parameterisation/04_pela.ipynb #902f99ad
 def pela_rank(in_features: int, out_features: int, ratio: float) -> int:
@@ -34,9 +34,13 @@ def compress(model: nn.Module,
     def make(name, lin):
         r = pela_rank(lin.in_features, lin.out_features, ratio)
         if init == "svd": return LowRankLinear.from_dense(lin, r)
-        new = LowRankLinear.like(lin, r).to(lin.weight.device)
+        # the official random start (ModuleLowRank with is_approximate=False): two fresh nn.Linear, r x in and out x r,
+        # PyTorch's default init, product unscaled: alpha=None gives scale 1 and the same Kaiming-uniform bounds
+        # (1/sqrt(in) for A, 1/sqrt(r) for B). Deviation: the official code also re-draws the bias; we copy the dense
+        # bias, so that the two starts differ only in the weights
+        new = LowRankLinear.like(lin, r, alpha=None).to(lin.weight.device)
         if lin.bias is not None:
-            with torch.no_grad(): new.bias.copy_(lin.bias)   # only the weight is re-drawn
+            with torch.no_grad(): new.bias.copy_(lin.bias)
         return new
     replace_linears(student, make, include)
     return student
@@ -83,16 +87,6 @@ class FeatureDistillation:
         return loss
 
 # %% ../../nbs/parameterisation/04_pela.ipynb #956971b5
-def evaluate_mlm(model: nn.Module, cfg: "TrainConfig") -> dict:
-    "Validation MLM loss and accuracy of `model` on exactly the samples and masks `pretrain(cfg, ...)` evaluates on."
-    from mosaiclab.train import evaluate, DistInfo
-    from mosaiclab.data import PretrainingStream, load_tokenizer_for
-    from mosaiclab.mlm import MLMCollator
-    samples = PretrainingStream(cfg.data, "validation", seed=cfg.seed).batch(0, cfg.eval_samples)
-    collator = MLMCollator.from_tokenizer(load_tokenizer_for(cfg.data), mlm_probability=cfg.mlm_probability, seed=cfg.seed)
-    dev = next(model.parameters()).device
-    return evaluate(model, samples, collator, cfg, DistInfo(device=dev), "fp32")
-
 def classifier_from(mlm: nn.Module, num_labels: int = 2) -> "MosaicBertForSequenceClassification":
     "A sequence classifier around a copy of an MLM's encoder, whatever its Linear layers are (a fresh pooler and classifier)."
     from mosaiclab.model import MosaicBertForSequenceClassification
@@ -104,23 +98,21 @@ def classifier_from(mlm: nn.Module, num_labels: int = 2) -> "MosaicBertForSequen
 
 # %% ../../nbs/parameterisation/04_pela.ipynb #9bd4d122
 def pela_figure(results: dict):
-    "Validation MLM loss or sst2 accuracy (dropdown) against the encoder's Linear parameters, one line per variant."
-    import statistics
+    "Validation MLM loss, or linear-probe accuracy on a task (dropdown), against the encoder's Linear parameters, one line per variant."
     import plotly.graph_objects as go
     from mosaiclab.viz import dropdown_figure
     rows = results["rows"]
     variants = list(dict.fromkeys(r["variant"] for r in rows))
-    def traces(metric):
+    tasks = list(dict.fromkeys(t for r in rows for t in r.get("probe", {})))
+    def traces(task=None):
         out = []
         for v in variants:
             rs = sorted((r for r in rows if r["variant"] == v), key=lambda r: -r["linear_params"])
-            ys = [r["eval_loss"] if metric == "loss" else (mean_std(r["sst2"])[0] if r["sst2"] else None) for r in rs]
-            err = [0.0 if metric == "loss" or not r["sst2"] else mean_std(r["sst2"])[1] for r in rs]
-            out.append(go.Scatter(x=[r["linear_params"] for r in rs], y=ys, name=v, mode="lines+markers",
-                                  error_y=dict(type="data", array=err), text=[f"x{r['ratio']:g}" for r in rs],
+            stats = [(r["eval_loss"], 0.0) if task is None else mean_std(r["probe"][task]["accuracy"])[:2] for r in rs]
+            out.append(go.Scatter(x=[r["linear_params"] for r in rs], y=[m for m, _ in stats], name=v, mode="lines+markers",
+                                  error_y=dict(type="data", array=[s for _, s in stats]), text=[f"x{r['ratio']:g}" for r in rs],
                                   hovertemplate="%{text}: %{y:.4f}<extra>" + v + "</extra>"))
         return out
-    fig = dropdown_figure({"validation MLM loss (lower is better)": traces("loss"),
-                           "sst2 accuracy, % (higher is better)": traces("sst2")},
-                          title="PELA at lab scale: {label}", xaxis="parameters of the encoder's Linear layers")
-    return fig
+    panels = {"validation MLM loss (lower is better)": traces()}
+    for t in tasks: panels[f"{t}: linear-probe accuracy, % (higher is better)"] = traces(t)
+    return dropdown_figure(panels, title="PELA on lab-ref: {label}", xaxis="parameters of the encoder's Linear layers")
