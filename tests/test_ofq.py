@@ -103,3 +103,39 @@ def test_qkr_quantised_trains_q_and_k():
     att(torch.randn(3, 4, 16)).sum().backward()
     assert att.q.weight.grad is not None and att.k.weight.grad is not None
     with pytest.raises(ValueError, match="no codes"): QKRAttention(16, 2, bits=None).codes()
+
+def test_lsq_frozen_scale_is_the_learned_one_at_init_and_never_moves():
+    # the control for OFQ's claim: same grid, same init (2 mean|w| / sqrt(Q_p)), scale not learned (official learnable=False)
+    torch.manual_seed(0)
+    lin = nn.Linear(32, 8)
+    learned = QuantLinear.from_linear(lin, 2, "lsq")
+    frozen = QuantLinear.from_linear(lin, 2, "lsq", learn_scale=False)
+    assert torch.equal(frozen.quantizer.scale, learned.quantizer.scale)
+    assert torch.allclose(frozen.quantizer.scale, 2 * lin.weight.abs().mean(1) / 1.0)   # Q_p = 1 at 2 bits
+    x = torch.randn(16, 32)
+    assert torch.equal(frozen(x), learned(x))
+    s0 = frozen.quantizer.scale.detach().clone()
+    for ql in (learned, frozen):
+        opt = torch.optim.AdamW(ql.parameters(), lr=1e-2)
+        for _ in range(3):
+            opt.zero_grad(); ql(x).pow(2).sum().backward(); opt.step()
+    assert frozen.quantizer.scale.grad is None and torch.equal(frozen.quantizer.scale, s0)
+    assert not torch.equal(learned.quantizer.scale, s0)              # the learned one does move
+    assert not torch.equal(frozen.weight, lin.weight)                # the frozen arm still trains its weights
+    assert QuantLinear(**frozen.spec()).learn_scale is False
+    with pytest.raises(ValueError, match="learn_scale=False is for LSQ"): QuantLinear(4, 4, method="statsq", learn_scale=False)
+
+def test_lsq_scale_gradient_scale_and_clip_pass_through():
+    # official lsq.py: the step size's gradient is scaled by 1 / sqrt(Q_p * d_in), and `clip(alpha, 1e-5)` passes the gradient
+    torch.manual_seed(0)
+    w = torch.randn(3, 16)
+    lsq = LSQQuantizer(w, bits=3)
+    ref_s = lsq.scale.detach().clone().requires_grad_()
+    x = torch.clamp(w / ref_s[:, None], lsq.qmin, lsq.qmax)
+    ((x.round() - x).detach() + x).mul(ref_s[:, None]).sum().backward()   # LSQ without gradient scaling
+    lsq(w).sum().backward()
+    assert torch.allclose(lsq.scale.grad, ref_s.grad / (lsq.qmax * 16) ** 0.5, atol=1e-6)
+    tiny = LSQQuantizer(w, bits=2)
+    with torch.no_grad(): tiny.scale.fill_(1e-7)
+    tiny(w).sum().backward()
+    assert (tiny.scale.grad != 0).all()                             # below the floor the scale still learns

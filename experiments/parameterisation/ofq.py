@@ -1,6 +1,8 @@
 """Oscillation-free quantization at lab scale: a tiny ViT on scikit-learn's 8x8 digits, trained in full precision,
-then given 2-bit weights four ways (LSQ, StatsQ, StatsQ + CGA, StatsQ + CGA + QKR) from the same start and schedule.
-Records oscillations per step, the final-phase oscillation rate and held-out accuracy, for several seeds.
+then given 2-bit weights five ways from the same start, data order and schedule: LSQ with a learned scale, LSQ with its
+scale frozen at init (the control that isolates OFQ's claim about learned scales), StatsQ, StatsQ + CGA, StatsQ + CGA + QKR.
+Records per arm and seed: oscillations and code changes per step (main phase and final phase), how far the scales moved,
+held-out accuracy and the held-out prediction count of every class.
 
     python experiments/parameterisation/ofq.py                  # writes results/parameterisation/ofq/
     python experiments/parameterisation/ofq.py --quick --out /tmp/ofq   # a smoke run
@@ -15,10 +17,10 @@ from torch import nn
 from sklearn.datasets import load_digits
 ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.experiment import experiment_parser, mean_std, provenance, write_results
-from mosaiclab.parameterisation.ofq import QuantLinear, QKRAttention, OscillationMonitor, ConfidenceGuidedAnnealing
+from mosaiclab.parameterisation.ofq import QuantLinear, QKRAttention, OscillationMonitor, ConfidenceGuidedAnnealing, statsq_scale
 from mosaiclab.parameterisation.linears import replace_linears
 
-METHODS = ["lsq", "statsq", "statsq+cga", "statsq+cga+qkr"]
+METHODS = ["lsq", "lsq-frozen", "statsq", "statsq+cga", "statsq+cga+qkr"]   # lsq-frozen: LSQ(learnable=False), as in the official lsq.py
 
 class Block(nn.Module):
     "Pre-LN ViT block; attention is ordinary (qkv + proj) or QKR."
@@ -62,7 +64,8 @@ class TinyViT(nn.Module):
 def quantize(fp: TinyViT, method: str, bits: int) -> TinyViT:
     "A copy of the full-precision model with every Linear inside the blocks quantised (the embedding and head stay fp, as in the paper)."
     m = copy.deepcopy(fp)
-    quantiser = "lsq" if method == "lsq" else "statsq"
+    quantiser = "lsq" if method.startswith("lsq") else "statsq"
+    learn = method != "lsq-frozen"
     if method.endswith("qkr"):
         for b in m.blocks:
             D = b.qkv.in_features
@@ -74,7 +77,7 @@ def quantize(fp: TinyViT, method: str, bits: int) -> TinyViT:
             b.qkr = a
             del b.qkv, b.proj
             b.qkv = b.proj = None
-    replace_linears(m, lambda n, lin: QuantLinear.from_linear(lin, bits, quantiser),
+    replace_linears(m, lambda n, lin: QuantLinear.from_linear(lin, bits, quantiser, learn),
                     include=lambda n, lin: n.startswith("blocks.") and ".qkr." not in n)
     return m
 
@@ -82,6 +85,30 @@ def accuracy(model, X, Y):
     model.eval()
     with torch.no_grad(): a = (model(X).argmax(-1) == Y).float().mean().item()
     model.train(); return a
+
+def prediction_counts(model, X, n_classes=10) -> list[int]:
+    "How many held-out images the model assigns to each class (a collapsed model puts them all in one)."
+    model.eval()
+    with torch.no_grad(): c = torch.bincount(model(X).argmax(-1), minlength=n_classes).tolist()
+    model.train(); return c
+
+def scales(model) -> torch.Tensor:
+    "Every quantised layer's per-row scale now, concatenated: LSQ's parameter, or StatsQ's 2 mean|w| (QKR's product included)."
+    out = []
+    for m in model.modules():
+        if isinstance(m, QuantLinear):
+            out.append(m.quantizer.scale.detach().clone() if m.method == "lsq" else statsq_scale(m.weight).flatten())
+        elif isinstance(m, QKRAttention):
+            H, dh, D = m.n_heads, m.d_head, m.q.weight.shape[1]
+            wqk = m.q.weight.view(H, dh, D).transpose(1, 2) @ m.k.weight.view(H, dh, D)
+            out.append(statsq_scale(wqk.reshape(H * D, D)).flatten())
+    return torch.cat(out)
+
+def change_rate(mon) -> float:
+    "Code changes (in either direction) per weight per step over the monitor's window; oscillations are a subset."
+    ch = sum(float(t.changes.sum()) for t in mon.trackers.values() if t.steps)
+    steps = max((t.steps for t in mon.trackers.values()), default=0)
+    return ch / (mon.n_weights * steps) if steps else 0.0
 
 def param_groups(model, wd):
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -97,13 +124,15 @@ def run_qat(fp, method, seed, a, data):
     total = a.steps + a.final_steps
     sched = lambda t: lr_min + 0.5 * (a.lr - lr_min) * (1 + math.cos(math.pi * t / a.steps)) if t < a.steps else lr_min
     mon = OscillationMonitor(model); mon.update()
+    s0 = scales(model)
     cga = None
     g = torch.Generator().manual_seed(seed)
     curve = {"step": [], "osc_per_1000": [], "test_acc": []}
     osc_window, frozen = [], []
     for t in range(total):
         if t == a.steps:
-            main_rate, main_frac = mon.rate(), mon.fraction_oscillating()
+            main_rate, main_frac, main_change = mon.rate(), mon.fraction_oscillating(), change_rate(mon)
+            s_main = scales(model)
             mon.reset(); mon.update()          # measure the final phase on its own
             if "cga" in method: cga = ConfidenceGuidedAnnealing(model, a.boundary_range)
         for grp in opt.param_groups: grp["lr"] = sched(t)
@@ -120,8 +149,11 @@ def run_qat(fp, method, seed, a, data):
             curve["osc_per_1000"].append(1000 * statistics.mean(osc_window) / mon.n_weights)
             curve["test_acc"].append(accuracy(model, Xte, Yte))
             osc_window = []
-    return {"method": method, "seed": seed, "test_acc": accuracy(model, Xte, Yte),
-            "main_osc_rate": main_rate, "main_osc_fraction": main_frac, "final_osc_rate": mon.rate(), "final_osc_fraction": mon.fraction_oscillating(),
+    drift = lambda s: ((s - s0).abs() / s0).mean().item()   # mean relative move of a row's scale from its value at the start of QAT
+    return {"method": method, "seed": seed, "test_acc": accuracy(model, Xte, Yte), "pred_counts": prediction_counts(model, Xte),
+            "main_osc_rate": main_rate, "main_osc_fraction": main_frac, "main_change_rate": main_change,
+            "final_osc_rate": mon.rate(), "final_osc_fraction": mon.fraction_oscillating(), "final_change_rate": change_rate(mon),
+            "scale_drift_main": drift(s_main), "scale_drift_end": drift(scales(model)),
             "quantized_weights": mon.n_weights, "cga_frozen_fraction": statistics.mean(frozen) if frozen else None,
             "curve": curve}
 
@@ -148,7 +180,7 @@ def main():
     perm = torch.randperm(len(X), generator=torch.Generator().manual_seed(1234))   # one fixed split for all seeds
     tr, te = perm[:1437], perm[1437:]
     data = (X[tr], Y[tr], X[te], Y[te])
-    runs, fp_accs = [], []
+    runs, fp_accs, fp_counts = [], [], []
     for seed in a.seeds:
         torch.manual_seed(seed)
         fp = TinyViT()
@@ -159,13 +191,14 @@ def main():
             idx = torch.randint(0, len(data[0]), (a.batch,), generator=g)
             loss = F.cross_entropy(fp(data[0][idx]), data[1][idx])
             opt.zero_grad(); loss.backward(); opt.step()
-        fp_accs.append(accuracy(fp, data[2], data[3]))
+        fp_accs.append(accuracy(fp, data[2], data[3])); fp_counts.append(prediction_counts(fp, data[2]))
         print(f"seed {seed}: full precision accuracy {fp_accs[-1]:.3f}", flush=True)
         for method in a.methods:
             r = run_qat(fp, method, seed, a, data)
             runs.append(r)
-            print(f"  {method:16s} acc {r['test_acc']:.3f}  final-phase osc/1000 weight-steps {1000 * r['final_osc_rate']:.3f}  "
-                  f"oscillated {r['final_osc_fraction']:.2%}  frozen {r['cga_frozen_fraction']}", flush=True)
+            print(f"  {method:16s} acc {r['test_acc']:.3f}  osc/1000 weight-steps main {1000 * r['main_osc_rate']:.3f} "
+                  f"final {1000 * r['final_osc_rate']:.4f}  scale drift {r['scale_drift_main']:.3f}  frozen {r['cga_frozen_fraction']}  "
+                  f"predictions per class {r['pred_counts']}", flush=True)
     summary = {}
     for m in a.methods:
         rs = [r for r in runs if r["method"] == m]
@@ -175,13 +208,18 @@ def main():
         summary[m] = {"acc_mean": acc, "acc_std": acc_sd, "osc_rate_mean": osc, "osc_rate_std": osc_sd,
                       "osc_frac_mean": mean_std([r["final_osc_fraction"] for r in rs])[0],
                       "main_osc_rate_mean": main_osc, "main_osc_rate_std": main_osc_sd,
-                      "main_osc_frac_mean": mean_std([r["main_osc_fraction"] for r in rs])[0], "n_seeds": n}
+                      "main_osc_frac_mean": mean_std([r["main_osc_fraction"] for r in rs])[0],
+                      "main_change_rate_mean": mean_std([r["main_change_rate"] for r in rs])[0],
+                      "scale_drift_main_mean": mean_std([r["scale_drift_main"] for r in rs])[0],
+                      "min_pred_count": min(min(r["pred_counts"]) for r in rs), "n_seeds": n}
     cfg = {k: v for k, v in vars(a).items() if k not in ("out", "allow_dirty")}
     fp_mean, fp_std, _ = mean_std(fp_accs)
     write_results(a.out, "ofq", prov, config=cfg, model="TinyViT(d=64, heads=4, layers=2, d_ff=128, 2x2 patches)",
                   data="sklearn load_digits, fixed split 1437 train / 360 held out",
-                  fp_accuracy={"mean": fp_mean, "std": fp_std, "per_seed": fp_accs}, summary=summary, runs=runs)
+                  fp_accuracy={"mean": fp_mean, "std": fp_std, "per_seed": fp_accs, "pred_counts": fp_counts},
+                  test_class_counts=torch.bincount(data[3], minlength=10).tolist(), summary=summary, runs=runs)
     for m, s in summary.items():
-        print(f"{m:16s} acc {s['acc_mean']:.3f} +- {s['acc_std']:.3f}  osc/1000 {1000 * s['osc_rate_mean']:.3f} +- {1000 * s['osc_rate_std']:.3f}")
+        print(f"{m:16s} acc {s['acc_mean']:.3f} +- {s['acc_std']:.3f}  osc/1000 main {1000 * s['main_osc_rate_mean']:.3f} "
+              f"+- {1000 * s['main_osc_rate_std']:.3f}, final {1000 * s['osc_rate_mean']:.4f} +- {1000 * s['osc_rate_std']:.4f}")
 
 if __name__ == "__main__": main()

@@ -8,13 +8,15 @@ import math
 
 # %% auto #0
 __all__ = ['statsq_scale', 'statsq_codes', 'statsq_quantize', 'LSQQuantizer', 'QuantLinear', 'OscillationTracker',
-           'OscillationMonitor', 'cga_frozen', 'ConfidenceGuidedAnnealing', 'QKRAttention', 'ofq_figure']
+           'OscillationMonitor', 'cga_frozen', 'ConfidenceGuidedAnnealing', 'QKRAttention', 'ofq_figure', 'ofq_arms',
+           'paired_claim', 'ofq_bars']
 
 # %% ../../nbs/parameterisation/06_ofq.ipynb #b936c3c1
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .linears import register_layer
+from ..experiment import mean_std
 
 # %% ../../nbs/parameterisation/06_ofq.ipynb #23e3aba0
 def _ste(q: Tensor, w: Tensor) -> Tensor:
@@ -50,17 +52,27 @@ def _grad_scale(x: Tensor, g: float) -> Tensor:
     "Forward: `x`; backward: gradient times `g` (LSQ's step-size gradient scaling)."
     return (x - x * g).detach() + x * g
 
+def _clip_min_ste(x: Tensor, eps: float) -> Tensor:
+    "Forward: `max(x, eps)`; backward: the identity (the official `clip` of the LSQ step size, so a tiny scale still learns)."
+    return x + (x.clamp_min(eps) - x).detach()
+
 class LSQQuantizer(nn.Module):
     "Learned step size quantisation (LSQ) of a weight matrix, one learnable scale per output row."
-    def __init__(self, weight: Tensor,  # (out, in): the weights the scale is initialised from
-                 bits: int = 2):
+    def __init__(self, weight: Tensor,     # (out, in): the weights the scale is initialised from
+                 bits: int = 2,
+                 learnable: bool = True):  # False: the scale stays at its init (the official `learnable=False`)
         super().__init__()
         self.bits = _check_bits(bits)
         self.qmin, self.qmax = -2 ** (bits - 1), 2 ** (bits - 1) - 1   # signed grid, e.g. {-2, -1, 0, 1} at 2 bits
-        # official init: s = 2 mean|w| / sqrt(Q_p), per output channel
-        self.scale = nn.Parameter(2 * weight.detach().abs().mean(dim=1) / math.sqrt(self.qmax))  # (out,)
+        # official init (nbasyl/OFQ src/quantization/quantizer/lsq.py, LsqQuantizerWeight.init_from):
+        # s = 2 mean|w| / sqrt(Q_p), per output channel; a frozen scale is a Parameter with requires_grad=False, as there
+        init = 2 * weight.detach().abs().mean(dim=1) / math.sqrt(self.qmax)               # (out,)
+        self.scale = nn.Parameter(init, requires_grad=learnable)
 
-    def _s(self) -> Tensor: return self.scale.clamp_min(1e-5)[:, None]   # (out, 1)
+    @property
+    def learnable(self) -> bool: return self.scale.requires_grad
+
+    def _s(self) -> Tensor: return _clip_min_ste(self.scale, 1e-5)[:, None]   # (out, 1)
 
     def integer_codes(self, w: Tensor) -> Tensor:
         "Integer level of each weight, in [qmin, qmax]; same shape as `w`."
@@ -78,18 +90,20 @@ class QuantLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  bits: int = 2,               # weight bit width
                  method: str = "statsq",      # "statsq" or "lsq"
+                 learn_scale: bool = True,    # LSQ only: False keeps the scale at its init (the control for OFQ's claim)
                  ):
         super().__init__()
         if method not in ("statsq", "lsq"): raise ValueError(f"method must be 'statsq' or 'lsq', got {method!r}")
-        self.bits, self.method = _check_bits(bits), method
+        if method == "statsq" and not learn_scale: raise ValueError("learn_scale=False is for LSQ: StatsQ's scale is never learned")
+        self.bits, self.method, self.learn_scale = _check_bits(bits), method, learn_scale
         lin = nn.Linear(in_features, out_features, bias=bias)
         self.weight, self.bias = lin.weight, lin.bias          # (out, in), (out,)
-        self.quantizer = LSQQuantizer(self.weight, bits) if method == "lsq" else None
+        self.quantizer = LSQQuantizer(self.weight, bits, learn_scale) if method == "lsq" else None
 
     @classmethod
-    def from_linear(cls, lin: nn.Linear, bits: int = 2, method: str = "statsq") -> "QuantLinear":
+    def from_linear(cls, lin: nn.Linear, bits: int = 2, method: str = "statsq", learn_scale: bool = True) -> "QuantLinear":
         "Start QAT from a trained dense layer (a copy of its weights; the LSQ scale is initialised from them)."
-        q = cls(lin.in_features, lin.out_features, lin.bias is not None, bits, method)
+        q = cls(lin.in_features, lin.out_features, lin.bias is not None, bits, method, learn_scale)
         with torch.no_grad():
             q.weight.copy_(lin.weight)
             if lin.bias is not None: q.bias.copy_(lin.bias)
@@ -99,7 +113,7 @@ class QuantLinear(nn.Module):
     def spec(self) -> dict:
         "Constructor arguments that rebuild this layer; the LSQ scale is a parameter and comes with the state dict."
         return {"in_features": self.weight.shape[1], "out_features": self.weight.shape[0], "bias": self.bias is not None,
-                "bits": self.bits, "method": self.method}
+                "bits": self.bits, "method": self.method, "learn_scale": self.learn_scale}
 
     def quantized_weight(self) -> Tensor:
         return self.quantizer(self.weight) if self.method == "lsq" else statsq_quantize(self.weight, self.bits)
@@ -113,7 +127,8 @@ class QuantLinear(nn.Module):
         return F.linear(x, self.quantized_weight(), self.bias)
 
     def extra_repr(self) -> str:
-        return f"in={self.weight.shape[1]}, out={self.weight.shape[0]}, bits={self.bits}, method={self.method}"
+        return (f"in={self.weight.shape[1]}, out={self.weight.shape[0]}, bits={self.bits}, method={self.method}"
+                + ("" if self.learn_scale else ", scale frozen"))
 
 # %% ../../nbs/parameterisation/06_ofq.ipynb #9bc629dc
 class OscillationTracker:
@@ -275,3 +290,45 @@ def ofq_figure(results: dict):
     fig = dropdown_figure(opts, title="2-bit tiny ViT on digits: {label} (mean of seeds)", xaxis="QAT step", yaxis="")
     fig.add_vline(x=results["config"]["steps"], line_dash="dot", annotation_text="final phase")
     return fig
+
+# %% ../../nbs/parameterisation/06_ofq.ipynb #15d45293
+def ofq_arms(results: dict) -> dict:
+    "Per arm, per-seed lists (in seed order) from an `experiments/parameterisation/ofq.py` results file, in the chapter's units."
+    units = {"acc": ("test_acc", 100), "main_osc": ("main_osc_rate", 1000), "final_osc": ("final_osc_rate", 1000),
+             "main_change": ("main_change_rate", 1000), "scale_drift": ("scale_drift_main", 1)}
+    arms = {}
+    for r in sorted(results["runs"], key=lambda r: r["seed"]):
+        a = arms.setdefault(r["method"], {"seed": [], "min_pred_count": [], **{k: [] for k in units}})
+        a["seed"].append(r["seed"]); a["min_pred_count"].append(min(r["pred_counts"]))
+        for k, (key, mult) in units.items(): a[k].append(mult * r[key])
+    return arms   # acc in points; oscillations and changes per 1000 weights per step; scale drift a mean relative change
+
+def paired_claim(arms: dict, a: str, b: str,  # the claim: arm `a` is above (sign=+1) or below (sign=-1) arm `b`
+                 key: str, sign: int = 1) -> dict:
+    "Seed-by-seed differences a - b of `key`; verdict 'holds' / 'contradicted' when every seed agrees and |mean| > std, else 'not resolved'."
+    if arms[a]["seed"] != arms[b]["seed"]: raise ValueError(f"{a} and {b} were not run on the same seeds")
+    d = [x - y for x, y in zip(arms[a][key], arms[b][key])]
+    m, s, n = mean_std(d)
+    if n < 2: verdict = "not resolved (one seed)"
+    elif all(sign * x > 0 for x in d) and abs(m) > s: verdict = "holds"
+    elif all(sign * x < 0 for x in d) and abs(m) > s: verdict = "contradicted"
+    else: verdict = "not resolved"
+    return {"diffs": d, "mean": m, "std": s, "n": n, "verdict": verdict}
+
+# %% ../../nbs/parameterisation/06_ofq.ipynb #9b35fa0f
+def ofq_bars(results: dict):
+    "Per arm: mean over seeds (bar), each seed (dots) of the main- and final-phase oscillation rates, the scale drift and the accuracy; a dropdown switches."
+    import plotly.graph_objects as go
+    from mosaiclab.viz import dropdown_figure
+    arms = ofq_arms(results)
+    names = list(arms)
+    opts = {}
+    for key, label in (("main_osc", "main-phase oscillations per 1000 weights per step"),
+                       ("final_osc", "final-phase oscillations per 1000 weights per step"),
+                       ("scale_drift", "mean relative move of the scales over the main phase"),
+                       ("acc", "held-out accuracy (points)")):
+        stats = [mean_std(arms[m][key]) for m in names]
+        opts[label] = [go.Bar(x=names, y=[s[0] for s in stats], error_y=dict(type="data", array=[s[1] for s in stats]), name="mean ± std"),
+                       go.Scatter(x=[m for m in names for _ in arms[m][key]], y=[v for m in names for v in arms[m][key]],
+                                  mode="markers", name="seeds", marker=dict(color="black", size=6))]
+    return dropdown_figure(opts, title="2-bit tiny ViT on digits: {label}", xaxis="arm", yaxis="")
