@@ -47,3 +47,15 @@ def test_head_lr_touches_only_the_head():
     scaled = {n for n, p in clf.named_parameters() if "parametrizations" in n}
     assert scaled and all(n.startswith(bx.HEAD) and p.requires_grad for n, p in clf.named_parameters() if n in scaled)
     assert {n for n, p in clf.named_parameters() if p.requires_grad} - scaled == {n for n, _ in clf.named_parameters() if n.endswith(".bone")}
+
+def test_the_chapter_states_the_verdict_the_file_gives():
+    "The markdown verdict in the Bone chapter's reading is the one read_bone computes from the committed results."
+    import json, re
+    from mosaiclab.experiment import load_results
+    from mosaiclab.parameterisation.bone import read_bone
+    res = load_results("parameterisation/bone", root=ROOT)
+    assert not res["config"]["quick"] and not res["dirty"], "the committed file must be a full run from a clean tree"
+    cells = json.loads((ROOT / "nbs" / "parameterisation" / "05_bone.ipynb").read_text())["cells"]
+    stated = [m.group(1).lower() for c in cells if c["cell_type"] == "markdown"
+              for m in [re.search(r"\*\*Verdict: (reproduced|partly reproduced|not reproduced)\b", "".join(c["source"]), re.I)] if m]
+    assert stated == [read_bone(res)["verdict"]]

@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 
 # %% auto #0
-__all__ = ['bat_delta', 'BoneLinear', 'bone_from_bat', 'block_norms', 'LoRALinear', 'add_adapters', 'trainable_parameters',
-           'lora_parameters', 'bone_parameters', 'match_lora_rank', 'bone_figure']
+__all__ = ['BONE_PAIRS', 'bat_delta', 'BoneLinear', 'bone_from_bat', 'block_norms', 'LoRALinear', 'add_adapters',
+           'trainable_parameters', 'lora_parameters', 'bone_parameters', 'match_lora_rank', 'bone_figure', 'paired',
+           'read_bone']
 
 # %% ../../nbs/parameterisation/05_bone.ipynb #4bdcd7d8
 import torch
@@ -169,11 +170,10 @@ def bone_figure(results: dict, smooth: int = 10):
     def label(m): return f"{m} ({summ[m]['adapter_parameters']:,} adapter params)"
     sweep = [go.Scatter(x=[math.log10(float(k)) for k in s["sweep"]], y=list(s["sweep"].values()), mode="lines+markers", name=label(m),
                         text=[f"lr {k}" for k in s["sweep"]]) for m, s in summ.items()]
-    seeds = [go.Scatter(x=[label(m)] * len(s["scores"]), y=s["scores"], mode="markers", name=f"{m}: per seed",
-                        text=[f"seed {x}" for x in s["seeds"]], marker=dict(size=9)) for m, s in summ.items()]
-    seeds.append(go.Scatter(x=[label(m) for m in summ], y=[s["score_mean"] for s in summ.values()], mode="markers", name="mean ± std",
-                            error_y=dict(type="data", array=[s["score_std"] or 0 for s in summ.values()]),
-                            marker=dict(symbol="line-ew-open", size=24)))
+    # one trace per method in every view (the dropdown swaps equal numbers of traces): per-seed points, mean ± std in the name
+    seeds = [go.Scatter(x=[label(m)] * len(s["scores"]), y=s["scores"], mode="markers", marker=dict(size=10),
+                        name=f"{m}: {s['score_mean']:.1f} ± {s['score_std']:.1f}", text=[f"seed {x}" for x in s["seeds"]])
+             for m, s in summ.items()]
     loss = []
     for m, s in summ.items():
         ys = [sum(v) / len(v) for v in zip(*[r["loss"] for r in runs if r["method"] == m and r["lr"] == s["best_lr"]])]
@@ -182,3 +182,37 @@ def bone_figure(results: dict, smooth: int = 10):
     return dropdown_figure({"dev accuracy (%) against log10(learning rate), seed 0": sweep, "validation accuracy (%) at the best lr": seeds,
                             "training loss at the best lr (mean of seeds)": loss},
                            title="Frozen lab-ref encoder on SST-2: {label}", xaxis="", yaxis="")
+
+# %% ../../nbs/parameterisation/05_bone.ipynb #15158957
+def paired(a: list[float],   # one score per seed
+           b: list[float],   # the other method's, same seeds in the same order
+           ) -> tuple[float, float, int, bool]:
+    "Mean, std and count of the per-seed differences a - b, and whether they separate: n > 1 and |mean| > 2 std."
+    from mosaiclab.experiment import mean_std
+    if len(a) != len(b) or not a: raise ValueError(f"need equally many paired scores, got {len(a)} and {len(b)}")
+    m, sd, n = mean_std([x - y for x, y in zip(a, b)])
+    return m, sd, n, n > 1 and abs(m) > 2 * sd
+
+BONE_PAIRS = (("bat", "lora"), ("bone", "lora"), ("bat", "bone"), ("lora", "head"), ("bat", "head"), ("bone", "head"))
+
+def read_bone(results: dict,            # from `load_results("parameterisation/bone")`
+              one_class: float = 0.9,   # a run giving one class to more than this share of the validation set has failed
+              ) -> dict:
+    "Paired comparisons at each method's best lr, failed (one-class) runs, and the verdict on 'Bone/Bat beat LoRA at equal parameters'."
+    summ = results["summary"]
+    score = {m: dict(zip(s["seeds"], s["scores"])) for m, s in summ.items()}
+    pairs = {}
+    for a, b in BONE_PAIRS:
+        if a in score and b in score:
+            seeds = [k for k in sorted(score[b]) if k in score[a]]
+            pairs[f"{a} - {b}"] = paired([score[a][k] for k in seeds], [score[b][k] for k in seeds])
+    failed = [(r["method"], r["lr"], r["seed"]) for r in results["runs"] if r["majority_pred_share"] > one_class]
+    above = [m for m in ("bat", "bone") if pairs[f"{m} - lora"][3] and pairs[f"{m} - lora"][0] > 0]
+    below = [m for m in ("bat", "bone") if pairs[f"{m} - lora"][3] and pairs[f"{m} - lora"][0] < 0]
+    useful = [m for m in ("lora", "bat", "bone") if f"{m} - head" in pairs and pairs[f"{m} - head"][3] and pairs[f"{m} - head"][0] > 0]
+    failed_best = [f for f in failed if f[1] == summ[f[0]]["best_lr"]]
+    verdict = ("not reproduced" if failed_best or not above else "reproduced" if len(above) == 2 else "partly reproduced")
+    grid = results.get("config", {}).get("lr_grid", {})
+    edge = [m for m, s in summ.items() if len(grid.get(m, ())) > 1 and s["best_lr"] in (min(grid[m]), max(grid[m]))]
+    return {"pairs": pairs, "failed": failed, "failed_at_best_lr": failed_best, "above_lora": above, "below_lora": below,
+            "above_head": useful, "best_lr_at_grid_edge": edge, "verdict": verdict}
