@@ -25,8 +25,9 @@ from mosaiclab.finetune import (FinetuneConfig, finetune, load_for_finetuning, l
 HEAD = ("classifier", "bert.pooler")   # the fresh head every run trains: pooler (d x d) + classifier (labels x d)
 # per-method sweeps (adapter learning rate; the head keeps --head-lr). LoRA at scale 1 (alpha = k, Hu et al.) moves slowly,
 # Bone/Bat add b straight onto W's blocks (entries ~0.03 here), so their useful range sits lower; the paper and its repo
-# use 2e-5 at 7B (JL-er/Bone llama/scripts/run_bone.sh), our layers are ~16x narrower
-LRS = {"head": (3e-4, 1e-3, 3e-3), "lora": (3e-4, 1e-3, 3e-3), "bat": (1e-4, 3e-4, 1e-3), "bone": (1e-4, 3e-4, 1e-3)}
+# use 2e-5 at 7B (JL-er/Bone llama/scripts/run_bone.sh), our layers are ~16x narrower. A first run one step lower
+# (head 3e-4..3e-3, LoRA 3e-4..3e-3, Bone/Bat 1e-4..1e-3) put every best rate on its grid's edge; these grids centre them
+LRS = {"head": (1e-4, 3e-4, 1e-3), "lora": (1e-3, 3e-3, 1e-2), "bat": (3e-4, 1e-3, 3e-3), "bone": (3e-4, 1e-3, 3e-3)}
 
 class Scaled(nn.Module):
     "Parametrisation theta = c * theta': with Adam (invariant to a gradient's scale) and decoupled decay, theta's step is c x lr."
