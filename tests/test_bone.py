@@ -3,7 +3,7 @@ import dataclasses, pytest, torch
 from torch import nn
 import torch.nn.functional as F
 from mosaiclab.parameterisation.bone import (bat_delta, BoneLinear, LoRALinear, add_adapters, trainable_parameters, bone_parameters,
-                            lora_parameters, match_lora_rank)
+                            lora_parameters, match_lora_rank, bone_from_bat, block_norms)
 from mosaiclab.model import MosaicBertConfig, MosaicBertForSequenceClassification
 from mosaiclab.parameterisation.linears import encoder_linears
 
@@ -78,3 +78,47 @@ def test_errors():
     with pytest.raises(ValueError, match="rank must be"): LoRALinear(nn.Linear(8, 8), 0)
     with pytest.raises(ValueError, match="blocks"): bat_delta(torch.randn(8, 6), torch.zeros(2, 4, 4))
     with pytest.raises(ValueError, match="no Linear layers matched"): add_adapters(nn.Sequential(nn.ReLU()), lambda n, l: l)
+
+@pytest.mark.parametrize("out,inp,r", [(12, 8, 4), (16, 24, 8), (6, 6, 3)])
+def test_bat_minus_guide_is_bone(out, inp, r):
+    "Bat's update with W_ij b_i dropped is Bone's with beta = bone_from_bat(b); what Bat adds on top is exactly W_ij b_i."
+    torch.manual_seed(0)
+    dense = nn.Linear(inp, out)
+    bat, bone = BoneLinear(dense, r, "bat"), BoneLinear(dense, r, "bone")
+    with torch.no_grad(): bat.bone.normal_(); bone.bone.copy_(bone_from_bat(bat.bone))
+    W = dense.weight
+    assert torch.allclose(bat_delta(torch.zeros_like(W), bat.bone), bone.delta_weight(), atol=1e-6)
+    guide = torch.zeros_like(W)
+    for i in range(out // r):
+        for j in range(inp // r):
+            guide[i * r:(i + 1) * r, j * r:(j + 1) * r] = W[i * r:(i + 1) * r, j * r:(j + 1) * r] @ bat.bone[i]
+    assert torch.allclose(bat.delta_weight() - bone.delta_weight(), guide, atol=1e-5)
+    assert not torch.allclose(bat.delta_weight(), bone.delta_weight(), atol=1e-3)   # the guide term is not nothing
+
+def test_guide_free_bat_trains_like_bone():
+    "From the zero start, AdamW on Bat-without-guide and on Bone stays the same function step after step."
+    torch.manual_seed(0)
+    dense = nn.Linear(16, 8)
+    for p in dense.parameters(): p.requires_grad_(False)
+    b = nn.Parameter(torch.zeros(8 // 4, 4, 4))
+    bone = BoneLinear(dense, 4, "bone")
+    opt_b = torch.optim.AdamW([b], lr=1e-2, weight_decay=0.1)
+    opt_bone = torch.optim.AdamW([bone.bone], lr=1e-2, weight_decay=0.1)
+    for step in range(5):
+        x, y = torch.randn(6, 16), torch.randn(6, 8)
+        out_b = F.linear(x, dense.weight + bat_delta(torch.zeros_like(dense.weight), b), dense.bias)
+        assert torch.allclose(out_b, bone(x), atol=1e-5)
+        for o, l in ((opt_b, F.mse_loss(out_b, y)), (opt_bone, F.mse_loss(bone(x), y))):
+            o.zero_grad(); l.backward(); o.step()
+        assert torch.allclose(bone_from_bat(b.detach()), bone.bone.detach(), atol=1e-6)
+    assert bone.bone.abs().sum() > 0
+
+def test_block_norms():
+    torch.manual_seed(0)
+    W = torch.randn(8, 12)
+    n = block_norms(W, 4)
+    assert n.shape == (2, 3)
+    for i in range(2):
+        for j in range(3):
+            assert abs(n[i, j] - torch.linalg.svdvals(W[i * 4:(i + 1) * 4, j * 4:(j + 1) * 4])[0]) < 1e-5
+    with pytest.raises(ValueError, match="does not divide"): block_norms(W, 5)
