@@ -21,8 +21,8 @@ from .experiment import mean_std
 __all__ = ['METRICS', 'GLUE_TASKS', 'GLUE_SUITE', 'LAB_SUITE', 'FROM_MNLI', 'GLUE_RECIPE', 'GLUE_SEEDS', 'NAMED_SOURCES',
            'accuracy', 'binary_f1', 'matthews_corr', 'pearson', 'spearman', 'TaskSpec', 'task_spec', 'load_examples',
            'encode_examples', 'collate', 'FinetuneConfig', 'minilm_dir', 'lab_ref_dir', 'lab_ref',
-           'load_for_finetuning', 'tokenizer_for', 'predict', 'score_of', 'finetune', 'summarize', 'run_suite',
-           'print_suite', 'suite_figure', 'cmd_finetune', 'cmd_glue', 'add_finetune_parsers']
+           'load_for_finetuning', 'tokenizer_for', 'predict', 'score_of', 'fixed_subset', 'finetune', 'summarize',
+           'run_suite', 'print_suite', 'suite_figure', 'cmd_finetune', 'cmd_glue', 'add_finetune_parsers']
 
 # %% ../nbs/mosaicbert/11_finetune.ipynb #3544189c
 def accuracy(preds: Sequence, labels: Sequence) -> float:
@@ -349,7 +349,7 @@ def score_of(metrics: dict[str, dict[str, float]]) -> float:
     vals = [v for split in metrics.values() for v in split.values()]
     return 100 * float(np.mean(vals))
 
-def _subset(rows: list, n: int | None) -> list:
+def fixed_subset(rows: list, n: int | None) -> list:
     "A fixed subset (seed 0, the same for every run) keeps seeds comparable."
     if n is None or n >= len(rows): return rows
     return [rows[i] for i in sorted(random.Random(0).sample(range(len(rows)), n))]
@@ -373,8 +373,8 @@ def finetune(model: nn.Module,                     # a classifier (see load_for_
     pad_id = tok.token_to_id("[PAD]")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     prec = resolve_precision(cfg.precision, dev)
-    train = encode_examples(_subset(load_examples(spec, "train", glue_dir), cfg.max_train_samples), spec, tok, cfg.max_len)
-    evals = {s: encode_examples(_subset(load_examples(spec, s, glue_dir), cfg.max_eval_samples), spec, tok, cfg.max_len)
+    train = encode_examples(fixed_subset(load_examples(spec, "train", glue_dir), cfg.max_train_samples), spec, tok, cfg.max_len)
+    evals = {s: encode_examples(fixed_subset(load_examples(spec, s, glue_dir), cfg.max_eval_samples), spec, tok, cfg.max_len)
              for s in spec.eval_splits}
     if not train: raise ValueError(f"{spec.name} has no training examples")
 

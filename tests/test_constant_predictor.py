@@ -14,7 +14,7 @@ import json, math
 from functools import lru_cache
 from pathlib import Path
 import pytest
-from mosaiclab.finetune import task_spec, load_examples, _subset
+from mosaiclab.finetune import task_spec, load_examples, fixed_subset
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "results").rglob("*.json"))
@@ -66,7 +66,7 @@ def class_shares(task: str, n_eval: int | None) -> tuple[float, ...] | None:
     try: spec = task_spec(task)
     except (KeyError, ValueError): return None
     if spec.is_regression or spec.suite == "glue": return None    # GLUE is not bundled: nothing to compute the shares from
-    rows = _subset(load_examples(spec, "validation"), n_eval)
+    rows = fixed_subset(load_examples(spec, "validation"), n_eval)
     labels = [r["label"] for r in rows]
     return tuple(labels.count(c) / len(labels) for c in range(spec.num_labels))
 

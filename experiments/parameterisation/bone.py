@@ -20,7 +20,7 @@ from mosaiclab.parameterisation.linears import encoder_linears
 from mosaiclab.parameterisation.bone import (BoneLinear, LoRALinear, add_adapters, trainable_parameters, bone_parameters, lora_parameters,
                                              match_lora_rank)
 from mosaiclab.finetune import (FinetuneConfig, finetune, load_for_finetuning, load_examples, encode_examples, predict, task_spec,
-                                tokenizer_for, _subset)
+                                tokenizer_for, fixed_subset)
 
 HEAD = ("classifier", "bert.pooler")   # the fresh head every run trains: pooler (d x d) + classifier (labels x d)
 # per-method sweeps (adapter learning rate; the head keeps --head-lr). LoRA at scale 1 (alpha = k, Hu et al.) moves slowly,
@@ -74,13 +74,13 @@ def main():
               "bat": lambda n, lin: BoneLinear(lin, a.r, "bat"), "bone": lambda n, lin: BoneLinear(lin, a.r, "bone")}
     ft = FinetuneConfig.lab(a.task).replace(max_len=a.max_len, max_train_samples=a.ft_samples, epochs=a.epochs,
                                             max_eval_samples=a.eval_samples, precision="fp32")
-    # the dev split: training rows outside finetune's fixed subset (the same `_subset` it draws), so picking a rate
+    # the dev split: training rows outside finetune's fixed subset (the same `fixed_subset` it draws), so picking a rate
     # never looks at the validation split the chapter reports
     train_rows = load_examples(spec, "train")
-    used = {r["idx"] for r in _subset(train_rows, a.ft_samples)}
+    used = {r["idx"] for r in fixed_subset(train_rows, a.ft_samples)}
     rest = [r for r in train_rows if r["idx"] not in used]
     dev = encode_examples(random.Random(1).sample(rest, min(a.dev_samples, len(rest))), spec, tok, a.max_len)
-    val = encode_examples(_subset(load_examples(spec, "validation"), a.eval_samples), spec, tok, a.max_len)
+    val = encode_examples(fixed_subset(load_examples(spec, "validation"), a.eval_samples), spec, tok, a.max_len)
     dev_y, val_y = [y for *_, y in dev], [y for *_, y in val]
 
     def run(method: str, lr: float, seed: int) -> dict:
