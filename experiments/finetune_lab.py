@@ -1,9 +1,10 @@
 """Does our lab pretraining transfer? The bundled lab suite fine-tuned from a random initialisation, from the default
 `mosaiclab pretrain` checkpoint, from the shipped lab-ref encoder, and from the real pretrained MiniLM (through
-interop), over several seeds.
+interop), over several seeds; and two floors without an encoder, the majority class and a bag of words, fitted on the
+same training subsets.
 
-    mosaiclab pretrain --out runs/lab-default                        # the checkpoint (about 7.5 minutes on 2 cores)
-    python experiments/finetune_lab.py --pretrained runs/lab-default --minilm-seeds 19 8364   # writes results/finetune/lab_suite.json
+    mosaiclab pretrain --out runs/lab-default                        # the checkpoint (under 10 minutes on 2 cores)
+    python experiments/finetune_lab.py --pretrained runs/lab-default  # writes results/finetune/lab_suite.json
     python experiments/finetune_lab.py --only lab-ref --precision fp32   # adds the lab-ref rows, keeps the others
     python experiments/finetune_lab.py --quick --out /tmp/ft          # a smoke run (pretrains a tiny checkpoint itself)
 
@@ -14,7 +15,7 @@ import json, tempfile
 from pathlib import Path
 import torch
 ROOT = Path(__file__).resolve().parents[1]
-from mosaiclab.finetune import run_suite, print_suite
+from mosaiclab.finetune import run_suite, run_baselines, print_suite
 from mosaiclab.experiment import experiment_parser, lab_overrides, provenance, write_results
 
 def main():
@@ -23,7 +24,8 @@ def main():
     ap.add_argument("--minilm-seeds", type=int, nargs="+", default=None, help="seeds for the (slower) MiniLM reference; default --seeds")
     ap.add_argument("--max-train-samples", type=int, default=2000)
     ap.add_argument("--epochs", type=float, default=2)
-    ap.add_argument("--only", nargs="+", default=["random", "pretrained", "lab-ref", "minilm"], choices=["random", "pretrained", "lab-ref", "minilm"])
+    kinds = ["majority", "bow", "random", "pretrained", "lab-ref", "minilm"]
+    ap.add_argument("--only", nargs="+", default=kinds, choices=kinds)
     ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
                     help="fine-tuning precision (default: the lab preset's auto; fp32 matches rows made on a CPU without bf16)")
     ap.add_argument("--name", default="lab_suite.json", help="the results file's name inside --out (default: lab_suite.json)")
@@ -50,16 +52,23 @@ def main():
                    "lab-ref (shipped reference encoder)": ("lab-ref", a.seeds),
                    "MiniLM-L6 (real pretrained, reference)": ("minilm", a.minilm_seeds or a.seeds)}
         keys = dict(zip(["random", "pretrained", "lab-ref", "minilm"], sources))
+        baselines = {"majority": "majority class (no encoder)", "bow": "bag of words (no encoder)"}
         old = json.loads(path.read_text()) if path.exists() else {}
         results = old.get("results", {})
         pretrained_summary = (json.loads((Path(a.pretrained) / "summary.json").read_text()) if "pretrained" in a.only
                               else old.get("pretrained_summary"))
         for k in a.only:
-            label = keys[k]; src, seeds = sources[label]
-            print(f"== {label}", flush=True)
-            r = run_suite(src, "lab", seeds=seeds, overrides=over, progress=False, label=label)
+            if k in baselines:   # deterministic: one run per task
+                label = baselines[k]
+                print(f"== {label}", flush=True)
+                r = run_baselines("lab", k, overrides=over, label=label)
+                r["source"] = f"baseline:{k}"
+            else:
+                label = keys[k]; src, seeds = sources[label]
+                print(f"== {label}", flush=True)
+                r = run_suite(src, "lab", seeds=seeds, overrides=over, progress=False, label=label)
+                r["source"] = str(src)
             print_suite(r)
-            r["source"] = str(src)
             # the file's top-level provenance is the latest invocation's; each source keeps the one that made it
             r["provenance"] = {k: prov[k] for k in ("command", "commit", "dirty", "started")}
             results[label] = r

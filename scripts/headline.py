@@ -25,7 +25,7 @@ def main():
             ("lab Pareto: time for MosaicBERT to reach the BERT baseline's final validation MLM loss",
              f"{ttq['ratio']:.2f}x the baseline's time (runs' own clock: {ttq_own['ratio']:.2f}x); {len(p['seeds'])} seeds, budgets {p['budgets']} steps",
              "results/pareto/results.json"),
-            ("lab suite average after fine-tuning (sst2, wordnet-defmatch, sentiment-reg)",
+            (f"lab suite average after fine-tuning ({', '.join(next(iter(f.values()))['summary']['tasks'])})",
              "; ".join(f"{k}: {v:.1f}" for k, v in avg.items()), "results/finetune/lab_suite.json"),
             ("validation MLM loss on a fixed text (the first corpus's validation split, 15% masking)",
              f"default `mosaiclab pretrain`: {lab['pretrained_summary']['eval_loss']:.2f} nats; lab-ref: {fixed['eval_loss']:.2f} nats",

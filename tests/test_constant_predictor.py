@@ -83,6 +83,7 @@ def scan(obj, path: str = "", task: str | None = None, n_eval=None) -> list[str]
     "Locations (dotted paths) of runs in a results object that predict one class."
     bad = []
     if isinstance(obj, dict):
+        if obj.get("baseline") == "majority": return []   # the majority-class baseline predicts one class by definition
         task = obj["task"] if isinstance(obj.get("task"), str) else task
         n_eval = _n_eval(obj, n_eval)
         if "pred_counts" in obj:
@@ -126,6 +127,9 @@ def test_scanner_flags_counts_and_shares():
     assert len(scan({"finetune": {"max_eval_samples": 500}, "points": [{"lab_tasks": {"sst2": 100 * sub[1], "sentiment-reg": 3.0}}]})) == 1
     assert scan({"rows": [{"sst2": [100 * shares[1], 60.0]}]}) == ["rows.0.sst2.0 = " + f"{100 * shares[1]:.4f} (sst2: all class 1)"]
     assert scan({"task": "sentiment-reg", "score": 100 * shares[0]}) == []                   # regression: nothing to compare
+    majority = {"task": "sst2", "baseline": "majority", "pred_counts": {"validation": [1008, 0]}, "score": 100 * shares[0]}
+    assert scan({"runs": [majority]}) == []                                                  # a labelled majority baseline is exempt
+    assert scan({"runs": [dict(majority, baseline="bow")]}) != []                            # no other baseline is
 
 # --- every committed file ------------------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mosaiclab.finetune import (METRICS, FinetuneConfig, GLUE_SUITE, load_examples, load_for_finetuning, finetune, run_suite,
+from mosaiclab.finetune import (METRICS, FinetuneConfig, GLUE_SUITE, LAB_SUITE, load_examples, load_for_finetuning, finetune, run_suite,
                                 task_spec, tokenizer_for, encode_examples, suite_figure)
 from mosaiclab.model import MosaicBertConfig, MosaicBertForMaskedLM, save_pretrained
 
@@ -116,7 +116,7 @@ def test_cli_finetune_and_glue(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "average" in r.stdout and (tmp_path / "g" / "figure.html").exists()
     res = json.loads((tmp_path / "g" / "results.json").read_text())
-    assert {t: v["n_seeds"] for t, v in res["summary"]["tasks"].items()} == {"sst2": 2, "wordnet-defmatch": 2, "sentiment-reg": 2}
+    assert {t: v["n_seeds"] for t, v in res["summary"]["tasks"].items()} == {t: 2 for t in LAB_SUITE}
     r = subprocess.run([sys.executable, "-m", "mosaiclab.cli", "finetune", str(tmp_path / "m"), "--task", "squad", "--no-progress"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 1 and "unknown task 'squad'" in r.stderr and "Traceback" not in r.stderr
