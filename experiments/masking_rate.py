@@ -1,7 +1,9 @@
 """15% vs 30% masking at lab scale: pretrain the lab MosaicBERT at each rate, same steps and seed, and
-compare validation MLM loss and accuracy (always measured at 15% masking, as the recipe evaluates).
+compare validation MLM loss and accuracy (always measured at 15% masking, as the recipe evaluates) and, with
+--finetune, the lab suite after fine-tuning each final checkpoint (one fine-tuning seed per pretraining seed, the
+recipe of experiments/finetune_lab.py), so the rate is judged downstream too.
 
-    python experiments/masking_rate.py --steps 120 --eval-every 20   # writes results/masking_rate/ (the committed run)
+    python experiments/masking_rate.py --seeds 17 18 19 --steps 240 --eval-every 40 --finetune   # the committed run
     python experiments/masking_rate.py --quick --out /tmp/mr           # a smoke run: a tiny model, a few steps
 
 The chapter nbs/mosaicbert/07_mlm.ipynb plots results/masking_rate/results.json.
@@ -12,12 +14,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics
 from mosaiclab.experiment import experiment_parser, lab_overrides, provenance, write_results
+from mosaiclab.finetune import run_suite
 
 def main():
     ap = experiment_parser(__doc__, seeds=(17,), out=ROOT / "results" / "masking_rate")
     ap.add_argument("--rates", type=float, nargs="+", default=[0.15, 0.30])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--finetune", action="store_true", help="also fine-tune each final checkpoint on the lab suite")
+    ap.add_argument("--ft-seed", type=int, default=19, help="the fine-tuning seed (the same for every checkpoint)")
+    ap.add_argument("--max-train-samples", type=int, default=2000)
+    ap.add_argument("--epochs", type=float, default=2)
     a = ap.parse_args()
     prov = provenance(ROOT, allow_dirty=a.allow_dirty)
     torch.set_num_threads(a.threads)
@@ -36,7 +43,15 @@ def main():
             print(f"== masking {rate:.0%}, seed {seed}", flush=True)
             summary = pretrain(cfg, run, progress=True)
             recs = read_metrics(run)
-            runs.append({"mlm_probability": rate, "seed": seed, "summary": summary,
+            suite = None
+            if a.finetune:
+                ft = {"max_train_samples": a.max_train_samples if not a.quick else 64, "epochs": a.epochs if not a.quick else 1,
+                      **({"max_eval_samples": 64} if a.quick else {})}
+                r = run_suite(run / "model", "lab", seeds=[a.ft_seed], overrides=ft, progress=False,
+                              label=f"masking {rate:.0%}, pretraining seed {seed}")
+                suite = {"summary": r["summary"], "runs": r["runs"], "overrides": ft}
+                print(f"   lab suite average {r['summary']['average']:.2f}", flush=True)
+            runs.append({"mlm_probability": rate, "seed": seed, "summary": summary, "lab_suite": suite,
                          "eval": [r for r in recs if r["kind"] == "eval"],
                          "train": [{k: r[k] for k in ("step", "loss", "accuracy", "train_seconds")} for r in recs if r["kind"] == "train"],
                          "config": cfg.to_dict()})
