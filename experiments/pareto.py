@@ -6,11 +6,13 @@ evaluated on validation MLM loss (15% masking for both) and fine-tuned on the la
 the runs' own training seconds, and steps x the step time of each model measured side by side in one interleaved
 benchmark (robust on a shared, noisy machine; the figure uses it and says so).
 
-    python experiments/pareto.py                            # writes results/pareto/results.json (all budgets, both seeds)
+    python experiments/pareto.py --threads 2                # writes results/pareto/results.json (all budgets and seeds)
     python experiments/pareto.py --append --budgets 640     # adds points to it (same configs, its step-time calibration)
     python experiments/pareto.py --quick --out /tmp/pareto  # a smoke run (tiny model, two budgets, one seed)
 
-The committed file was written in two steps: --budgets 40 80 160, then --append --budgets 320 (its "commands").
+Each point's checkpoint is fine-tuned on the lab suite with the recipe of experiments/finetune_lab.py (2,000 training
+examples per task, 2 epochs, the whole validation split), one fine-tuning seed per pretraining seed; the file's
+"commands" list every invocation that wrote it (--append adds budgets or seeds).
 
 The chapter nbs/mosaicbert/12_pareto.ipynb plots the committed results.
 """
@@ -59,19 +61,20 @@ def step_seconds(cfgs: dict[str, TrainConfig], a) -> dict:
     return out
 
 def main():
-    ap = experiment_parser(__doc__, seeds=(17, 18), out=ROOT / "results" / "pareto")
-    ap.add_argument("--budgets", type=int, nargs="+", default=[40, 80, 160, 320], help="optimizer steps")
+    ap = experiment_parser(__doc__, seeds=(17, 18, 19), out=ROOT / "results" / "pareto")
+    ap.add_argument("--budgets", type=int, nargs="+", default=[60, 120, 240, 480], help="optimizer steps")
     ap.add_argument("--d-model", type=int, default=128); ap.add_argument("--n-layers", type=int, default=4)
     ap.add_argument("--n-heads", type=int, default=4); ap.add_argument("--d-ff", type=int, default=512)
     ap.add_argument("--eval-samples", type=int, default=256)
     ap.add_argument("--bench-repeats", type=int, default=6)
-    ap.add_argument("--ft-train", type=int, default=1000, help="fine-tuning subset per lab task (0: skip fine-tuning)")
+    ap.add_argument("--ft-train", type=int, default=2000, help="fine-tuning subset per lab task (0: skip fine-tuning)")
+    ap.add_argument("--ft-epochs", type=float, default=2)
     ap.add_argument("--ft-seeds", type=int, default=1)
     ap.add_argument("--append", action="store_true", help="add points to an existing results.json (same configs)")
     a = ap.parse_args()
     if a.quick:
         a.budgets, a.seeds, a.d_model, a.n_layers, a.n_heads, a.d_ff = [4, 8], a.seeds[:1], 32, 2, 2, 64
-        a.eval_samples, a.bench_repeats, a.ft_train = 32, 2, 32
+        a.eval_samples, a.bench_repeats, a.ft_train, a.ft_epochs = 32, 2, 32, 1
     prov = provenance(ROOT, allow_dirty=a.allow_dirty)
     torch.set_num_threads(a.threads)
     out = Path(a.out); work = out / "runs"
@@ -89,6 +92,7 @@ def main():
         steps = prev["step_seconds"]   # one calibration for every point of the figure
         a.budgets, a.seeds = sorted(set(prev["budgets"]) | set(a.budgets)), sorted(set(prev["seeds"]) | set(a.seeds))
     done = {(p["model"], p["budget_steps"], p["seed"]) for p in points}
+    ft_over = {"max_train_samples": a.ft_train, "epochs": a.ft_epochs, **({"max_eval_samples": 64} if a.quick else {})}
     for seed in a.seeds:
         for budget in a.budgets:
             for name, base in cfgs.items():
@@ -101,10 +105,11 @@ def main():
                          "eval_accuracy": summary["eval_accuracy"], "train_seconds": summary["train_seconds"],
                          "calibrated_seconds": budget * steps[name]["median"]}
                 if a.ft_train:
-                    ft = run_suite(run, "lab", seeds=a.ft_seeds, progress=False, label=f"{name} {budget}",
-                                   overrides={"max_train_samples": a.ft_train, "epochs": 1, "max_eval_samples": 500})
+                    ft = run_suite(run, "lab", seeds=a.ft_seeds, progress=False, label=f"{name} {budget}", overrides=ft_over)
                     point["lab_suite"] = ft["summary"]["average"]
                     point["lab_tasks"] = {t: v["score_mean"] for t, v in ft["summary"]["tasks"].items()}
+                    # what each fine-tune predicted: a one-class run is visible (tests/test_constant_predictor.py)
+                    point["lab_runs"] = [{k: r[k] for k in ("task", "seed", "score", "pred_counts")} for r in ft["runs"]]
                 print(json.dumps(point), flush=True)
                 points.append(point)
                 shutil.rmtree(run)
@@ -112,7 +117,7 @@ def main():
                     commands=commands + [prov["command"]],
                     configs={k: c.to_dict() for k, c in cfgs.items()}, step_seconds=steps,
                     budgets=a.budgets, seeds=a.seeds, torch_threads=torch.get_num_threads(),
-                    finetune={"max_train_samples": a.ft_train, "epochs": 1, "max_eval_samples": 500, "seeds": a.ft_seeds},
+                    finetune={**ft_over, "seeds": a.ft_seeds},
                     points=points)
     shutil.rmtree(work, ignore_errors=True)
 

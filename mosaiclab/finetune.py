@@ -554,7 +554,7 @@ def _bow_features(rows: list[dict], spec: TaskSpec, tok, vocab: dict[int, int] |
     idx = [(i, vocab[jt]) for i, b in enumerate(bags) for jt in b if jt in vocab]   # tokens unseen in training carry no weight
     idx += [(i, len(vocab)) for i in range(len(rows))]
     ij = torch.tensor(idx, dtype=torch.long).T
-    return torch.sparse_coo_tensor(ij, torch.ones(ij.shape[1]), (len(rows), len(vocab) + 1)).coalesce(), vocab
+    return torch.sparse_coo_tensor(ij, torch.ones(ij.shape[1]), (len(rows), len(vocab) + 1), check_invariants=True).coalesce(), vocab
 
 def _fit_linear(x: Tensor, y: Tensor, n_classes: int, l2: float) -> Tensor:
     "Weights of a linear model: ridge regression in closed form (n_classes 1), else L2-regularised softmax regression by L-BFGS."
