@@ -37,13 +37,17 @@ def interp(x: float, xs: Sequence[float], ys: Sequence[float]) -> float | None:
         if x0 <= x <= x1: return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 # %% ../nbs/library/05_experiment.ipynb #f48142af
-def fmt_mean_std(xs: Sequence[float] | tuple[float, float, int],  # values per seed, or a (mean, std, n) triple
+def fmt_mean_std(xs: Sequence[float] | tuple[float, float, int] | Mapping,  # values per seed, a (mean, std, n) triple, or a `paired_verdict`
                  digits: int = 3,     # decimals
                  unit: str = "",      # appended to the numbers, e.g. "%"
                  what: str = "seed",  # what n counts
                  ) -> str:
     "`mean ± std (n seeds)`, or `value (1 seed)`, for prose printed from a results file."
-    if isinstance(xs, tuple) and len(xs) == 3 and isinstance(xs[2], int): m, s, n = xs
+    if isinstance(xs, Mapping):
+        # a {seed: value} dict would be averaged over its keys, the seeds: refuse it
+        if not {"mean", "std", "n"} <= xs.keys(): raise TypeError("fmt_mean_std of a dict: pass list(d.values()) for values per seed")
+        m, s, n = xs["mean"], xs["std"], xs["n"]
+    elif isinstance(xs, tuple) and len(xs) == 3 and isinstance(xs[2], int): m, s, n = xs
     else: m, s, n = mean_std(xs)
     plural = what if n == 1 else what + "s"
     if n == 1: return f"{m:.{digits}f}{unit} (1 {plural})"

@@ -95,3 +95,10 @@ def test_any_hashable_key_pairs():
 def test_numpy_scalars_are_numbers():
     np = pytest.importorskip("numpy")
     assert paired_diff({0: np.float32(2.0), 1: np.int64(3)}, {0: 1.0, 1: 1.0}) == pytest.approx((1.5, 0.5 ** 0.5, 2))
+
+def test_fmt_mean_std_prints_a_verdict_and_refuses_a_seed_dict():
+    from mosaiclab.experiment import fmt_mean_std
+    assert fmt_mean_std(paired_verdict(A, B), digits=1) == "2.0 ± 1.0 (3 seeds)"
+    assert fmt_mean_std(paired_verdict({0: 100.0}, {0: 0.0}), digits=0) == "100 (1 seed)"
+    with pytest.raises(TypeError, match=r"list\(d.values\(\)\)"):
+        fmt_mean_std(A)   # would otherwise average the seeds 0, 1, 2
