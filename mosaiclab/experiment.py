@@ -4,14 +4,14 @@
 
 # %% ../nbs/library/05_experiment.ipynb #fa21edc1
 from __future__ import annotations
-import json, math, statistics
-from collections.abc import Sequence
+import json, math, numbers, statistics
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['mean_std', 'mean_std_curve', 'interp', 'fmt_mean_std', 'repo_root', 'load_results', 'cpu_flags', 'hardware_info',
-           'git_commit', 'command_line', 'utc_now', 'experiment_parser', 'lab_overrides', 'DirtyTree', 'provenance',
-           'write_results', 'commit_of', 'run_line']
+__all__ = ['mean_std', 'mean_std_curve', 'interp', 'fmt_mean_std', 'paired_diff', 'paired_verdict', 'repo_root', 'load_results',
+           'cpu_flags', 'hardware_info', 'git_commit', 'command_line', 'utc_now', 'experiment_parser', 'lab_overrides',
+           'DirtyTree', 'provenance', 'write_results', 'commit_of', 'run_line']
 
 # %% ../nbs/library/05_experiment.ipynb #7ff50017
 def mean_std(xs: Sequence[float],  # one value per seed (None values are dropped)
@@ -37,17 +37,68 @@ def interp(x: float, xs: Sequence[float], ys: Sequence[float]) -> float | None:
         if x0 <= x <= x1: return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 # %% ../nbs/library/05_experiment.ipynb #f48142af
-def fmt_mean_std(xs: Sequence[float] | tuple[float, float, int],  # values per seed, or a (mean, std, n) triple
+def fmt_mean_std(xs: Sequence[float] | tuple[float, float, int] | Mapping,  # values per seed, a (mean, std, n) triple, or a `paired_verdict`
                  digits: int = 3,     # decimals
                  unit: str = "",      # appended to the numbers, e.g. "%"
                  what: str = "seed",  # what n counts
                  ) -> str:
     "`mean ± std (n seeds)`, or `value (1 seed)`, for prose printed from a results file."
-    if isinstance(xs, tuple) and len(xs) == 3 and isinstance(xs[2], int): m, s, n = xs
+    if isinstance(xs, Mapping):
+        # a {seed: value} dict would be averaged over its keys, the seeds: refuse it
+        if not {"mean", "std", "n"} <= xs.keys(): raise TypeError("fmt_mean_std of a dict: pass list(d.values()) for values per seed")
+        m, s, n = xs["mean"], xs["std"], xs["n"]
+    elif isinstance(xs, tuple) and len(xs) == 3 and isinstance(xs[2], int): m, s, n = xs
     else: m, s, n = mean_std(xs)
     plural = what if n == 1 else what + "s"
     if n == 1: return f"{m:.{digits}f}{unit} (1 {plural})"
     return f"{m:.{digits}f}{unit} ± {s:.{digits}f}{unit} ({n} {plural})"
+
+# %% ../nbs/library/05_experiment.ipynb #903b4576
+def _paired_diffs(a: Mapping, b: Mapping, strict: bool) -> tuple[list, list[float]]:
+    # seeds in sorted order where the keys allow it, so that printed per-seed lists read the same every time
+    for name, arm in (("a", a), ("b", b)):
+        if not isinstance(arm, Mapping):
+            raise TypeError(f"arm {name} is a {type(arm).__name__}: pass {{seed: value}} dicts, so that values are paired by seed, not by position")
+    only_a, only_b = [s for s in a if s not in b], [s for s in b if s not in a]
+    if strict and (only_a or only_b):
+        raise ValueError(f"the arms were not run on the same seeds: only in a {only_a}, only in b {only_b}")
+    seeds = [s for s in a if s in b]
+    if not seeds: raise ValueError(f"no seed in both arms (a has {list(a)}, b has {list(b)}): nothing to pair")
+    try: seeds = sorted(seeds)
+    except TypeError: pass
+    for s in seeds:
+        for name, arm in (("a", a), ("b", b)):
+            x = arm[s]
+            if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x):
+                raise ValueError(f"seed {s!r}: arm {name} has {x!r}, not a finite number: a failed run cannot be paired (rerun it or drop the seed)")
+    return seeds, [float(a[s]) - float(b[s]) for s in seeds]
+
+def paired_diff(a: Mapping,            # {seed: value} for one arm
+                b: Mapping,            # {seed: value} for the arm it is compared with
+                strict: bool = False,  # refuse seeds that only one arm has, instead of leaving them out
+                ) -> tuple[float, float, int]:
+    "Mean, sample standard deviation and count of the per-seed differences `a[s] - b[s]` over the seeds both arms ran."
+    return mean_std(_paired_diffs(a, b, strict)[1])
+
+def paired_verdict(a: Mapping,            # {seed: value} for the arm the claim is about
+                   b: Mapping,            # {seed: value} for the arm it is compared with
+                   sign: int = +1,        # the claim: a above b (+1), a below b (-1), or a differs from b either way (0)
+                   k: float = 2.0,        # how many spreads the mean difference must exceed
+                   floor: float = 0.0,    # the smallest spread to trust (e.g. the median spread of one claim's comparisons)
+                   strict: bool = False,  # refuse seeds that only one arm has, instead of leaving them out
+                   ) -> dict:
+    "Paired per-seed differences a - b and the book's verdict on them: 'separable', 'within the seed spread' or 'too few seeds'."
+    if sign not in (-1, 0, 1): raise ValueError(f"sign must be +1 (a above b), -1 (a below b) or 0 (either way), got {sign!r}")
+    if not (math.isfinite(k) and k >= 0): raise ValueError(f"k must be a finite number >= 0, got {k!r}")
+    if not (math.isfinite(floor) and floor >= 0): raise ValueError(f"floor must be a finite number >= 0, got {floor!r}")
+    seeds, diffs = _paired_diffs(a, b, strict)
+    m, s, n = mean_std(diffs)
+    # with no claimed direction, the way the mean went is the side a seed "wins" on
+    side = sign or (1 if m > 0 else -1 if m < 0 else 0)
+    spread = max(s, floor)
+    verdict = "too few seeds" if n < 2 else "separable" if side * m > k * spread else "within the seed spread"
+    return {"seeds": seeds, "diffs": diffs, "mean": m, "std": s, "n": n, "spread": spread,
+            "wins": sum(side * d > 0 for d in diffs), "verdict": verdict}
 
 # %% ../nbs/library/05_experiment.ipynb #a2fddd4a
 def repo_root(start: str | Path | None = None) -> Path:

@@ -8,8 +8,7 @@ import math
 
 # %% auto #0
 __all__ = ['BONE_PAIRS', 'bat_delta', 'BoneLinear', 'bone_from_bat', 'block_norms', 'LoRALinear', 'add_adapters',
-           'trainable_parameters', 'lora_parameters', 'bone_parameters', 'match_lora_rank', 'bone_figure', 'paired',
-           'read_bone']
+           'trainable_parameters', 'lora_parameters', 'bone_parameters', 'match_lora_rank', 'bone_figure', 'read_bone']
 
 # %% ../../nbs/parameterisation/05_bone.ipynb #4bdcd7d8
 import torch
@@ -184,32 +183,22 @@ def bone_figure(results: dict, smooth: int = 10):
                            title="Frozen lab-ref encoder on SST-2: {label}", xaxis="", yaxis="")
 
 # %% ../../nbs/parameterisation/05_bone.ipynb #15158957
-def paired(a: list[float],   # one score per seed
-           b: list[float],   # the other method's, same seeds in the same order
-           ) -> tuple[float, float, int, bool]:
-    "Mean, std and count of the per-seed differences a - b, and whether they separate: n > 1 and |mean| > 2 std."
-    from mosaiclab.experiment import mean_std
-    if len(a) != len(b) or not a: raise ValueError(f"need equally many paired scores, got {len(a)} and {len(b)}")
-    m, sd, n = mean_std([x - y for x, y in zip(a, b)])
-    return m, sd, n, n > 1 and abs(m) > 2 * sd
-
 BONE_PAIRS = (("bat", "lora"), ("bone", "lora"), ("bat", "bone"), ("lora", "head"), ("bat", "head"), ("bone", "head"))
 
 def read_bone(results: dict,            # from `load_results("parameterisation/bone")`
               one_class: float = 0.9,   # a run giving one class to more than this share of the validation set has failed
               ) -> dict:
     "Paired comparisons at each method's best lr, failed (one-class) runs, and the verdict on 'Bone/Bat beat LoRA at equal parameters'."
+    from mosaiclab.experiment import paired_verdict
     summ = results["summary"]
     score = {m: dict(zip(s["seeds"], s["scores"])) for m, s in summ.items()}
-    pairs = {}
-    for a, b in BONE_PAIRS:
-        if a in score and b in score:
-            seeds = [k for k in sorted(score[b]) if k in score[a]]
-            pairs[f"{a} - {b}"] = paired([score[a][k] for k in seeds], [score[b][k] for k in seeds])
+    # the book's paired rule over the seeds both methods ran; no direction assumed, the sign of the mean says which way
+    pairs = {f"{a} - {b}": paired_verdict(score[a], score[b], sign=0) for a, b in BONE_PAIRS if a in score and b in score}
+    sep = lambda pair, side: pair in pairs and pairs[pair]["verdict"] == "separable" and side * pairs[pair]["mean"] > 0
     failed = [(r["method"], r["lr"], r["seed"]) for r in results["runs"] if r["majority_pred_share"] > one_class]
-    above = [m for m in ("bat", "bone") if pairs[f"{m} - lora"][3] and pairs[f"{m} - lora"][0] > 0]
-    below = [m for m in ("bat", "bone") if pairs[f"{m} - lora"][3] and pairs[f"{m} - lora"][0] < 0]
-    useful = [m for m in ("lora", "bat", "bone") if f"{m} - head" in pairs and pairs[f"{m} - head"][3] and pairs[f"{m} - head"][0] > 0]
+    above = [m for m in ("bat", "bone") if sep(f"{m} - lora", +1)]
+    below = [m for m in ("bat", "bone") if sep(f"{m} - lora", -1)]
+    useful = [m for m in ("lora", "bat", "bone") if sep(f"{m} - head", +1)]
     failed_best = [f for f in failed if f[1] == summ[f[0]]["best_lr"]]
     verdict = ("not reproduced" if failed_best or not above else "reproduced" if len(above) == 2 else "partly reproduced")
     grid = results.get("config", {}).get("lr_grid", {})

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .linears import register_layer
-from ..experiment import mean_std
+from ..experiment import mean_std, paired_verdict
 
 # %% ../../nbs/parameterisation/06_ofq.ipynb #23e3aba0
 def _ste(q: Tensor, w: Tensor) -> Tensor:
@@ -307,13 +307,14 @@ def paired_claim(arms: dict, a: str, b: str,  # the claim: arm `a` is above (sig
                  key: str, sign: int = 1) -> dict:
     "Seed-by-seed differences a - b of `key`; verdict 'holds' / 'contradicted' when every seed agrees and |mean| > std, else 'not resolved'."
     if arms[a]["seed"] != arms[b]["seed"]: raise ValueError(f"{a} and {b} were not run on the same seeds")
-    d = [x - y for x, y in zip(arms[a][key], arms[b][key])]
-    m, s, n = mean_std(d)
-    if n < 2: verdict = "not resolved (one seed)"
-    elif all(sign * x > 0 for x in d) and abs(m) > s: verdict = "holds"
-    elif all(sign * x < 0 for x in d) and abs(m) > s: verdict = "contradicted"
-    else: verdict = "not resolved"
-    return {"diffs": d, "mean": m, "std": s, "n": n, "verdict": verdict}
+    va, vb = (dict(zip(arms[m]["seed"], arms[m][key])) for m in (a, b))
+    # the book's paired rule (`paired_verdict`) at k = 1, this chapter's threshold since its first run, plus every seed the same way;
+    # "contradicted" is the same test of the opposite claim
+    claim, against = (paired_verdict(va, vb, sign=s, k=1.0, strict=True) for s in (sign, -sign))
+    every = lambda v: v["verdict"] == "separable" and v["wins"] == v["n"]
+    verdict = ("not resolved (one seed)" if claim["verdict"] == "too few seeds" else "holds" if every(claim)
+               else "contradicted" if every(against) else "not resolved")
+    return {"diffs": claim["diffs"], "mean": claim["mean"], "std": claim["std"], "n": claim["n"], "verdict": verdict}
 
 # %% ../../nbs/parameterisation/06_ofq.ipynb #9b35fa0f
 def ofq_bars(results: dict):
