@@ -81,7 +81,8 @@ def test_uniform_lengths_cut_real_samples_to_lengths_spread_over_the_range():
     assert 30 < float(lens.double().mean()) < 44   # uniform 10..64 has mean 37; 128 draws put the sample mean within +-7 (5 sd)
     assert int(lens.min()) < 16 and int(lens.max()) > 58   # both ends of the range are reached
     for b in bs:
-        for ids, n in zip(b["input_ids"], b["attention_mask"].sum(1).tolist()):
+        unmasked = torch.where(b["labels"] != -100, b["labels"], b["input_ids"])   # labels hold the original id where masked
+        for ids, n in zip(unmasked, b["attention_mask"].sum(1).tolist()):
             row = ids[:n].tolist()
             assert row[-1] == tok_sep and any(s[:n - 1] == row[:-1] for s in samples)   # a real sample's first tokens, then [SEP]
     corpus = batch_stats(make_batches(samples, coll, 16, 8, 3))["padding_fraction"]
