@@ -4,7 +4,7 @@
 
 # %% ../nbs/mosaicbert/10_throughput.ipynb #56b781ff
 from __future__ import annotations
-import argparse, datetime, inspect, json, math, os, platform, random, shlex, statistics, subprocess, sys, time, warnings
+import argparse, bisect, datetime, inspect, json, math, os, platform, random, shlex, statistics, subprocess, sys, time, warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +17,10 @@ from .data import length_stats   # one length summary for the data chapter and t
 from .model import MosaicBertConfig, MosaicBertForMaskedLM, flops_per_token, n_params
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'ABLATIONS', 'truncated_samples', 'make_batches', 'batch_stats', 'recipe_adamw', 'train_step',
-           'Contender', 'measure', 'peak_matmul_flops', 'hf_bert_mlm', 'load_original', 'slow_bf16_reason',
-           'run_throughput', 'print_throughput', 'throughput_figure', 'run_ablation', 'print_ablation',
-           'ablation_figure', 'add_bench_parser', 'bench_main']
+__all__ = ['PRECISIONS', 'ABLATIONS', 'truncated_samples', 'parse_lengths', 'make_batches', 'batch_stats', 'recipe_adamw',
+           'train_step', 'Contender', 'measure', 'peak_matmul_flops', 'hf_bert_mlm', 'load_original',
+           'slow_bf16_reason', 'run_throughput', 'print_throughput', 'throughput_figure', 'run_ablation',
+           'print_ablation', 'ablation_figure', 'add_bench_parser', 'bench_main']
 
 # %% ../nbs/mosaicbert/10_throughput.ipynb #edee8c2a
 def truncated_samples(
@@ -37,19 +37,48 @@ def truncated_samples(
 
 
 # %% ../nbs/mosaicbert/10_throughput.ipynb #505f67f7
+def parse_lengths(spec: str,     # "corpus" or "uniform:LO-HI"
+                  seq_len: int,  # T: no sample may be longer
+                  ) -> tuple[int, int] | None:
+    "The sample-length distribution a spec names: None for the documents' own (truncated) lengths, (LO, HI) for lengths uniform in LO..HI."
+    if spec == "corpus": return None
+    kind, _, bounds = str(spec).partition(":")
+    lo, _, hi = bounds.partition("-")
+    if kind != "uniform" or not (lo.isdigit() and hi.isdigit()):
+        raise ValueError(f"unknown length distribution {spec!r}: use 'corpus' or 'uniform:LO-HI' (e.g. uniform:24-128)")
+    lo, hi = int(lo), int(hi)
+    if not 2 <= lo <= hi <= seq_len:  # 2: [CLS] and [SEP]
+        raise ValueError(f"length distribution {spec!r} needs 2 <= LO <= HI <= seq_len ({seq_len})")
+    return lo, hi
+
 def make_batches(
     samples: Sequence[Sequence[int]],  # token ids per sample, [CLS] ... [SEP]
     collator: MLMCollator,             # pads and masks
     batch_size: int = 32,              # B
     n_batches: int = 8,                # distinct batches (the timing loop cycles through them)
     seed: int = 17,                    # which samples are drawn
+    lengths: tuple[int, int] | None = None,  # (LO, HI) from `parse_lengths`: each sample cut to a length uniform in LO..HI
 ) -> list[dict[str, Tensor]]:
     "MLM batches of samples drawn with replacement; sample k*B+j of batch k has global index k*B+j, which fixes its mask."
     rng = random.Random(seed)
+    if lengths is not None:
+        lo, hi = lengths
+        order = sorted(range(len(samples)), key=lambda i: len(samples[i]))
+        sizes = [len(samples[i]) for i in order]
+        if not sizes or sizes[-1] < hi:
+            raise ValueError(f"uniform lengths up to {hi} need a sample of at least {hi} tokens; the longest has {max(sizes, default=0)}")
     out = []
     for k in range(n_batches):
-        picks = [rng.randrange(len(samples)) for _ in range(batch_size)]
-        out.append(collator([(k * batch_size + j, samples[i]) for j, i in enumerate(picks)]))
+        if lengths is None:  # the corpus's own lengths (this branch draws exactly as before the option existed)
+            batch = [samples[rng.randrange(len(samples))] for _ in range(batch_size)]
+        else:
+            batch = []
+            for _ in range(batch_size):
+                n = rng.randint(lo, hi)
+                # draw among samples of at least n tokens, so every length in LO..HI is equally likely even if a few are short
+                s = samples[order[rng.randrange(bisect.bisect_left(sizes, n), len(order))]]
+                batch.append(list(s[:n - 1]) + [s[-1]])   # real tokens, cut, ending in the sample's [SEP]
+        out.append(collator([(k * batch_size + j, s) for j, s in enumerate(batch)]))
     return out
 
 def batch_stats(batches: Sequence[dict[str, Tensor]]) -> dict:
@@ -215,13 +244,14 @@ def _quick(kw: dict) -> dict:
             "n_batches": 2, "limit": 24, "peak_n": 256, "allow_slow_bf16": True,
             "threads": kw["threads"] or 1}  # one thread: tiny ops under a busy machine's OpenMP contention crawl at two
 
-def _setup(tokenizer, split, limit, seq_len, batch_size, n_batches, mlm_probability, seed):
+def _setup(tokenizer, split, limit, seq_len, batch_size, n_batches, mlm_probability, seed, lengths="corpus"):
+    dist = parse_lengths(lengths, seq_len)   # first: a bad spec fails before anything loads
     tok = load_tokenizer(tokenizer)
     samples = truncated_samples(tokenizer, split, seq_len, limit)
     batches = make_batches(samples, MLMCollator.from_tokenizer(tok, mlm_probability=mlm_probability, seed=seed),
-                           batch_size, n_batches, seed)
-    lengths = {"split": split, "corpus": length_stats(samples, seq_len), "batches": batch_stats(batches)}
-    return tok, batches, lengths
+                           batch_size, n_batches, seed, dist)
+    info = {"split": split, "distribution": lengths, "corpus": length_stats(samples, seq_len), "batches": batch_stats(batches)}
+    return tok, batches, info
 
 def _peaks(precisions, device, n, repeats=5) -> dict:
     return {p: peak_matmul_flops(torch.bfloat16 if p == "bf16" else torch.float32, n, repeats, device) for p in precisions}
@@ -267,6 +297,7 @@ def run_throughput(
     d_model: int = 256, n_layers: int = 4, n_heads: int = 4, d_ff: int = 1024,  # equal sizes for every contender
     tokenizer: str = "bert-base-uncased",  # the vocabulary: bert-base-uncased (30,522 -> 30,528) or lab-wordpiece-8192
     batch_size: int = 32, seq_len: int = 128,
+    lengths: str = "corpus",               # sample lengths: "corpus" (the documents', truncated) or "uniform:LO-HI" (the anchor: uniform:24-128)
     mlm_probability: float = 0.3,          # MosaicBERT's training rate (BERT's is 0.15)
     precisions: Sequence[str] = ("bf16", "fp32"),
     warmup: int = 2, steps: int = 3, repeats: int = 5,
@@ -285,7 +316,7 @@ def run_throughput(
     command: str | None = None,            # recorded as the command that produced the result (default: this process's)
     verbose: bool = True,
 ) -> dict:
-    "Training-step throughput (real tokens/s), FLOP/s and MFU of MosaicBERT, the same code with switches off and HF BERT, interleaved."
+    "Training-step throughput (real tokens/s), FLOP/s and MFU of MosaicBERT, the same code with switches off, HF BERT and the original, interleaved."
     kw = {k: v for k, v in locals().items() if k not in ("json_path", "command", "verbose")}
     if quick: kw = _quick(kw)
     settings = {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in kw.items()}
@@ -293,8 +324,8 @@ def run_throughput(
     old_threads = torch.get_num_threads()
     if kw["threads"]: torch.set_num_threads(kw["threads"])
     try:
-        tok, batches, lengths = _setup(kw["tokenizer"], kw["split"], kw["limit"], kw["seq_len"], kw["batch_size"],
-                                       kw["n_batches"], mlm_probability, seed)
+        tok, batches, length_info = _setup(kw["tokenizer"], kw["split"], kw["limit"], kw["seq_len"], kw["batch_size"],
+                                           kw["n_batches"], mlm_probability, seed, kw["lengths"])
         skipped = {}
         why, probe = _bf16_probe(precisions, device, kw["allow_slow_bf16"])
         if why:
@@ -339,15 +370,16 @@ def run_throughput(
         torch.set_num_threads(old_threads)
     measured = {p: max(peak0[p], peak1[p]) for p in peak0}
     peak = {**measured, **(peak_flops or {})}
-    bst = lengths["batches"]
+    bst = length_info["batches"]
     for r, c in zip(rows, [c for p in precisions for c in contenders]):
         r["flops_per_token"] = flops_per_token(c.flops_cfg, bst["attention_length"], bst["mlm_fraction"])
         r["achieved_flops"] = r["tokens_per_s"]["median"] * r["flops_per_token"]
         r["mfu"] = r["achieved_flops"] / peak[r["precision"]]
-    result = {"kind": "throughput", "settings": settings, "config": cfg.to_dict(), "lengths": lengths,
+    result = {"kind": "throughput", "settings": settings, "config": cfg.to_dict(), "lengths": length_info,
               "peak_flops": peak, "peak_flops_measured": measured,
               "peak_source": "given" if peak_flops else "measured: best square matmul in this run", "bf16_probe": probe,
-              "hf_parity_loss_diff": parity, "rows": rows, "ratios_vs_hf": _ratios(rows, "hf_bert"), "skipped": skipped}
+              "hf_parity_loss_diff": parity, "rows": rows, "ratios_vs_hf": _ratios(rows, "hf_bert"),
+              "ratios_vs_original": _ratios(rows, "original"), "skipped": skipped}
     result = _finish(result, json_path, command, device, verbose)
     if verbose: print_throughput(result)
     return result
@@ -360,32 +392,42 @@ def _flops(x: float) -> str:
         if x >= s: return f"{x / s:.1f} {unit}FLOP/s"
     return f"{x:.0f} FLOP/s"
 
+def _native_bf16(flags: Sequence[str]) -> str:
+    have = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return f"yes ({', '.join(have)})" if have else "no"
+
 def _header(result: dict) -> list[str]:
     s, L, hw = result["settings"], result["lengths"], result["hardware"]
     c, b = L["corpus"], L["batches"]
     return [f"d_model {s['d_model']}, {s['n_layers']} layers, {s['n_heads']} heads, d_ff {s['d_ff']}, vocab {result['config']['vocab_size']} "
             f"({s['tokenizer']}); batch {s['batch_size']} x {s['seq_len']}, {s['mlm_probability']:.0%} masking, "
             f"{s['warmup']} warm-up + {s['repeats']} interleaved rounds of {s['steps']} steps",
-            f"lengths from the {L['split']} split: {c['n']} documents, {c['full_fraction']:.1%} full-length "
-            f"(median {c['p50']:.0f}); batches: {b['padding_fraction']:.1%} padding, {b['mlm_fraction']:.1%} of real tokens masked",
+            (f"lengths from the {L['split']} split: {c['n']} documents, {c['full_fraction']:.1%} full-length (median {c['p50']:.0f})"
+             if L.get("distribution", "corpus") == "corpus" else
+             f"lengths {L['distribution']}: samples of the {L['split']} split cut to lengths drawn uniformly")
+            + f"; batches: {b['padding_fraction']:.1%} padding, {b['mlm_fraction']:.1%} of real tokens masked",
             f"{hw['cpu']} ({', '.join(hw['cpu_flags'])}), {hw['threads']} threads, load {hw['load_average']}, torch {hw['torch']}, "
-            f"transformers {hw['transformers']}" + (f", GPU {hw['gpu']}" if hw.get("gpu") else ""),
+            f"transformers {hw['transformers']}" + (f", GPU {hw['gpu']}" if hw.get("gpu") else "")
+            + ("" if hw.get("gpu") else f"; native bf16 matmuls: {_native_bf16(hw['cpu_flags'])}"),
             "peak (" + result["peak_source"] + "): " + ", ".join(f"{p} {_flops(v)}" for p, v in result["peak_flops"].items())]
 
 def print_throughput(result: dict):
-    "Print a `run_throughput` result as a table: tokens/s (median, min-max), step time, MFU, ratio to HF."
+    "Print a `run_throughput` result as a table: tokens/s (median, min-max), step time, MFU, ratios to HF and to the original."
     print("\n".join(_header(result)))
-    print(f"\n{'precision':9s}  {'model':38s} {'tokens/s':>9s}  {'min - max':>17s}  {'step ms':>8s}  {'MFU':>6s}  {'vs HF':>6s}")
-    ratios = result["ratios_vs_hf"]
+    print(f"\n{'precision':9s}  {'model':40s} {'tokens/s':>9s}  {'min - max':>17s}  {'step ms':>8s}  {'MFU':>6s}  {'vs HF':>6s}  {'vs orig':>7s}")
+    vs = {"hf_bert": result["ratios_vs_hf"], "original": result.get("ratios_vs_original", {})}  # older files have no original ratios
+    def cell(r, base):
+        x = vs[base].get(r["precision"], {}).get(r["key"])
+        return f"{x['of_medians']:.2f}x" if x else "1" if r["key"] == base and vs[base].get(r["precision"]) else "-"
     for r in result["rows"]:
         t = r["tokens_per_s"]
-        x = ratios.get(r["precision"], {}).get(r["key"])
-        print(f"{r['precision']:9s}  {r['label']:38s} {_fmt(t['median']):>9s}  {_fmt(t['min']) + ' - ' + _fmt(t['max']):>17s}  "
-              f"{1e3 * r['step_s']:8.0f}  {r['mfu']:6.1%}  {('%.2fx' % x['of_medians']) if x else '1' if r['key'] == 'hf_bert' else '-':>6s}")
-    for p, d in ratios.items():
-        for k, x in d.items():
-            print(f"{p}: {k} / hf_bert = {x['of_medians']:.2f}x of medians; paired per round {x['paired']['median']:.2f}x "
-                  f"({x['paired']['min']:.2f} - {x['paired']['max']:.2f})")
+        print(f"{r['precision']:9s}  {r['label']:40s} {_fmt(t['median']):>9s}  {_fmt(t['min']) + ' - ' + _fmt(t['max']):>17s}  "
+              f"{1e3 * r['step_s']:8.0f}  {r['mfu']:6.1%}  {cell(r, 'hf_bert'):>6s}  {cell(r, 'original'):>7s}")
+    for base, ratios in vs.items():
+        for p, d in ratios.items():
+            for k, x in d.items():
+                print(f"{p}: {k} / {base} = {x['of_medians']:.2f}x of medians; paired per round {x['paired']['median']:.2f}x "
+                      f"({x['paired']['min']:.2f} - {x['paired']['max']:.2f})")
     if result.get("hf_parity_loss_diff") is not None:
         print(f"HF BERT vs switches off, same weights, eval loss difference: {result['hf_parity_loss_diff']:.1e}")
     for k, why in result.get("skipped", {}).items(): print(f"skipped {k}: {why}")
@@ -424,7 +466,9 @@ ABLATIONS: dict[str, dict] = {  # row label -> the config change from all switch
 
 def run_ablation(
     d_model: int = 256, n_layers: int = 4, n_heads: int = 4, d_ff: int = 1024,
-    tokenizer: str = "bert-base-uncased", batch_size: int = 32, seq_len: int = 128, mlm_probability: float = 0.3,
+    tokenizer: str = "bert-base-uncased", batch_size: int = 32, seq_len: int = 128,
+    lengths: str = "corpus",                 # sample lengths, as in `run_throughput`
+    mlm_probability: float = 0.3,
     precision: str = "bf16",
     warmup: int = 2, steps: int = 3, repeats: int = 5,
     ablations: Sequence[str] | None = None,  # keys of ABLATIONS (default: all)
@@ -444,8 +488,8 @@ def run_ablation(
     old_threads = torch.get_num_threads()
     if kw["threads"]: torch.set_num_threads(kw["threads"])
     try:
-        tok, batches, lengths = _setup(kw["tokenizer"], kw["split"], kw["limit"], kw["seq_len"], kw["batch_size"],
-                                       kw["n_batches"], mlm_probability, seed)
+        tok, batches, length_info = _setup(kw["tokenizer"], kw["split"], kw["limit"], kw["seq_len"], kw["batch_size"],
+                                           kw["n_batches"], mlm_probability, seed, kw["lengths"])
         why, _ = _bf16_probe([precision], device, kw["allow_slow_bf16"])
         if why: raise RuntimeError(why + "; or run the ablation with precision='fp32'")
         peak0 = _peaks([precision], device, kw["peak_n"])
@@ -462,14 +506,14 @@ def run_ablation(
         torch.set_num_threads(old_threads)
     measured = {p: max(peak0[p], peak1[p]) for p in peak0}
     peak = {**measured, **(peak_flops or {})}
-    bst = lengths["batches"]
+    bst = length_info["batches"]
     for r, c in zip(rows, contenders):
         r["config_change"] = ABLATIONS.get(r["key"], "bert_switches()")
         r["flops_per_token"] = flops_per_token(c.flops_cfg, bst["attention_length"], bst["mlm_fraction"])
         r["achieved_flops"] = r["tokens_per_s"]["median"] * r["flops_per_token"]
         r["mfu"] = r["achieved_flops"] / peak[precision]
     base = names[0] if "all switches on" not in names else "all switches on"
-    result = {"kind": "ablation", "settings": settings, "config": cfg.to_dict(), "lengths": lengths, "peak_flops": peak,
+    result = {"kind": "ablation", "settings": settings, "config": cfg.to_dict(), "lengths": length_info, "peak_flops": peak,
               "peak_flops_measured": measured, "peak_source": "given" if peak_flops else "measured: best square matmul in this run",
               "rows": rows, "baseline": base, "ratios_vs_baseline": _ratios(rows, base)}
     result = _finish(result, json_path, command, device, verbose)
@@ -531,6 +575,10 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
 
 def _run_cli(fn: Callable, args) -> int:
     params = inspect.signature(fn).parameters
+    try: parse_lengths(args.lengths, _quick(vars(args))["seq_len"] if args.quick else args.seq_len)
+    except ValueError as e:  # a usage error (exit 2, as argparse's own), found before minutes of setup
+        print(f"mosaiclab bench {args.bench}: error: argument --lengths: {e}", file=sys.stderr)
+        return 2
     # `command` is the subparsers' dest in the console script, not run_throughput's `command`: this process's command line is recorded
     fn(**{k: v for k, v in vars(args).items() if k in params and k != "command"})
     return 0
