@@ -164,6 +164,7 @@ _POSITIVE = ("max_steps", "max_minutes", "epochs", "batch_size", "max_len", "max
              "lr", "steps", "repeats", "seq_len", "n_batches", "d_model", "n_layers", "n_heads", "d_ff", "threads", "limit",
              "peak_n")
 _NON_NEGATIVE = ("warmup", "weight_decay")
+_EXISTING_PATHS = ("original_src", "glue_dir")   # path options that name an input (--out and --config are checked where used)
 
 def check_device(name: str) -> None:
     "Refuse a device string torch cannot use here, with the fix (a wrong name, or CUDA on a machine without it)."
@@ -184,6 +185,9 @@ def _check_args(args) -> None:
         v = getattr(args, k, None)
         if v is not None and (v < 0 if k in _NON_NEGATIVE else v <= 0):
             raise ValueError(f"--{k.replace('_', '-')} must be {'>= 0' if k in _NON_NEGATIVE else '> 0'}, got {v}")
+    for k in _EXISTING_PATHS:   # refused up front: a job would otherwise run for minutes first, or skip what was asked for
+        v = getattr(args, k, None)
+        if v is not None and not Path(v).exists(): raise FileNotFoundError(f"--{k.replace('_', '-')} {v}: no such file or folder")
     if getattr(args, "device", None): check_device(args.device)
     for d in (getattr(args, "devices", None) or "").split(","):
         if d.strip(): check_device(d.strip())
@@ -191,12 +195,18 @@ def _check_args(args) -> None:
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
+def _no_progress_bars():
+    "--no-progress silences HF datasets' bars too (reading a GLUE folder draws its own on stderr)."
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"   # read when datasets is imported
+    if "datasets" in sys.modules: sys.modules["datasets"].disable_progress_bars()   # already imported (a notebook, a test)
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mosaiclab` console script."
     p = build_parser()
     args = p.parse_args(argv)
     if not getattr(args, "func", None):
         p.print_help(); return USAGE_ERROR
+    if getattr(args, "no_progress", False): _no_progress_bars()
     try:
         _check_args(args)
         return args.func(args)

@@ -175,7 +175,7 @@ ROWS = [
     Row("pretrain/negative-minutes", ["pretrain", "--out", "{t}/new", *TINY, "--max-minutes", "-1"], expect="--max-minutes", new=True),
     Row("pretrain/steps-not-a-number", ["pretrain", "--max-steps", "ten"], expect="--max-steps"),
     Row("pretrain/unknown-preset", ["pretrain", "--out", "{t}/new", "--preset", "large"], expect="lab-bert", new=True),
-    Row("pretrain/unknown-option", ["pretrain", "--max-step", "3"], expect="--max-step"),
+    Row("pretrain/unknown-option", ["pretrain", "--out", "{t}/new", "--epochs", "3"], expect="--epochs", new=True),
     Row("pretrain/unknown-config-key", ["pretrain", "--out", "{t}/new", "--set", "model.nlayers=2"], expect="model.nlayers", new=True),
     Row("pretrain/set-without-equals", ["pretrain", "--out", "{t}/new", "--set", "lr"], expect="key=value", new=True),
     Row("pretrain/missing-config-file", ["pretrain", "--out", "{t}/new", "--config", "{missing}"], expect="does not exist", new=True),
@@ -238,7 +238,7 @@ ROWS = [
     Row("finetune/pickle-as-weights", ["finetune", "{pickled}", "--task", "sst2", *FT], expect="safetensors"),
     Row("finetune/hf-pickle-as-weights", ["finetune", "{hf_pickle}", "--task", "sst2", *FT], expect="pytorch_model.bin"),
     Row("finetune/glue-dir-missing", ["finetune", "{model}", "--task", "glue/rte", *FT, "--glue-dir", "{missing}"],
-        expect="train-*.parquet"),
+        expect="--glue-dir"),
     Row("finetune/glue-missing-field", ["finetune", "{model}", "--task", "glue/sst2", *FT, "--glue-dir", "{glue_nofield}"],
         expect="sentence",
         xfail="encode_examples indexes the text fields unguarded: a KeyError escapes (nbs/mosaicbert/11_finetune.ipynb, "
@@ -254,18 +254,18 @@ ROWS = [
     Row("glue/glue-test-labels", ["glue", "{model}", "--tasks", "glue/rte", "--seeds", "1", *FT, "--glue-dir", "{glue_test}"],
         expect="label -1", subprocess=True),
     # ---- mosaiclab bench ------------------------------------------------------------------------------------------------
-    Row("bench/no-benchmark", ["bench"], expect="throughput"),
+    Row("bench/no-benchmark", ["bench"], expect="required: BENCH"),
     Row("bench/unknown-benchmark", ["bench", "speed"], expect="speed"),
     Row("bench/zero-steps", ["bench", "throughput", "--steps", "0"], expect="--steps", subprocess=True),
     Row("bench/negative-batch", ["bench", "ablation", "--batch-size", "-4"], expect="--batch-size"),
     Row("bench/seq-len-zero", ["bench", "throughput", "--seq-len", "0"], expect="--seq-len"),
     Row("bench/unknown-ablation", ["bench", "ablation", "--quick", "--ablations", "rope"], expect="rope"),
-    Row("bench/unknown-tokenizer", ["bench", "throughput", "--quick", "--tokenizer", "gpt2"], expect="gpt2"),
+    Row("bench/unknown-tokenizer", ["bench", "throughput", "--tokenizer", "gpt2"], expect="gpt2"),
     Row("bench/unknown-backend", ["bench", "throughput", "--quick", "--no-hf", "--backends", "flash3"], expect="flash3"),
     Row("bench/unknown-precision", ["bench", "ablation", "--quick", "--precision", "fp16"], expect="fp16"),
     Row("bench/unknown-device", ["bench", "throughput", "--quick", "--device", "npu"], expect="npu"),
     Row("bench/missing-original-checkout", ["bench", "throughput", "--quick", "--no-hf", "--precisions", "fp32",
-                                            "--original-src", "{missing}"], expect="bert_layers.py"),
+                                            "--original-src", "{missing}"], expect="--original-src"),
     # ---- mosaiclab info and the top level -------------------------------------------------------------------------------
     Row("info/unknown-option", ["info", "--verbose"], expect="--verbose", subprocess=True),
     Row("top/unknown-command", ["pretrian"], expect="pretrian"),
@@ -387,4 +387,4 @@ def test_the_table_is_complete(capsys):
     with capsys.disabled():
         print(f"\nbad-input table: {len(ROWS)} tried, {len(ROWS) - xfailed - skipped} handled, {xfailed} xfailed (not yet handled), "
               f"{skipped} skipped (permission rows as root)")
-    assert len(ROWS) >= 110
+    assert len(ROWS) >= 120   # the count this table was built with: a row removed must be a decision, not an accident
