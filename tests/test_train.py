@@ -171,7 +171,7 @@ def test_model_fn_and_optimizer_fn_are_used(tmp_path):
 
 def test_cli_extend_needs_resume_and_max_steps(tmp_path, capsys):
     from mosaiclab.cli import main
-    assert main(["pretrain", "--extend", "--out", str(tmp_path / "r"), "--no-progress"]) == 1
+    assert main(["pretrain", "--extend", "--out", str(tmp_path / "r"), "--no-progress"]) == 2   # 2: bad input
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--extend" in err[0] and "--resume" in err[0]
     assert not (tmp_path / "r").exists()
