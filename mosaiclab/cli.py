@@ -8,12 +8,29 @@ import argparse, json, os, platform, sys
 from pathlib import Path
 import mosaiclab
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from mosaiclab.train import CheckpointError, TrainingDiverged
-    return (ValueError, FileNotFoundError, ImportError, CheckpointError, TrainingDiverged, NotImplementedError)
+USAGE_ERROR = 2   # bad input on the command line (argparse's own status): a value, a path, a name the user can fix
+RUN_ERROR = 1     # the input was fine but the job failed: a diverged loss, a missing optional package, a full disk
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    "Exceptions that mean the user's input is wrong (exit status 2)."
+    from mosaiclab.train import CheckpointError
+    # FileNotFoundError, PermissionError, IsADirectoryError: a path that is missing, unreadable or of the wrong kind
+    return (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, CheckpointError,
+            NotImplementedError)
+
+def _run_errors() -> tuple[type[BaseException], ...]:
+    "Exceptions that end a job whose input was fine (exit status 1); still one line, no traceback."
+    from mosaiclab.train import TrainingDiverged
+    return (TrainingDiverged, ImportError, OSError)
+
+class _OneLineParser(argparse.ArgumentParser):
+    "argparse, but a usage error is one line (the command, the problem, where help is), as every other CLI error here."
+    def error(self, message):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 # %% auto #0
-__all__ = ['cmd_info', 'resolve_config', 'cmd_pretrain', 'build_parser', 'main']
+__all__ = ['USAGE_ERROR', 'RUN_ERROR', 'cmd_info', 'resolve_config', 'check_runnable', 'cmd_pretrain', 'build_parser',
+           'check_device', 'main']
 
 # %% ../nbs/library/03_cli.ipynb #2fb28584
 def cmd_info(args) -> int:
@@ -57,9 +74,13 @@ def resolve_config(preset: str | None = "lab", config: str | None = None, sets: 
     cfg = base if base is not None and preset is None else get_preset(preset or "lab")
     overrides = {}
     if config:
+        import yaml
         p = Path(config)
         if not p.exists(): raise FileNotFoundError(f"config file {config} does not exist")
-        d = yaml.safe_load(p.read_text()) or {}
+        if not p.is_file(): raise ValueError(f"config file {config} is a folder: pass a YAML file of config overrides")
+        try: d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:   # yaml's message spans lines: keep its first, with the file
+            raise ValueError(f"config file {config} is not valid YAML: {' '.join(str(e).split())[:200]}") from None
         if not isinstance(d, dict): raise ValueError(f"{config} must hold a mapping of config keys")
         overrides.update({k: _parse_value(v) for k, v in _flatten(d).items()})
     for s in sets:
@@ -69,6 +90,24 @@ def resolve_config(preset: str | None = "lab", config: str | None = None, sets: 
     if max_steps is not None: overrides["max_steps"] = max_steps
     if max_minutes is not None: overrides["max_minutes"] = max_minutes
     return cfg.with_overrides(overrides) if overrides else cfg
+
+def check_runnable(cfg) -> None:
+    "Refuse, before any folder is written, a config whose model and data cannot train together."
+    from mosaiclab.data import corpus_samples, load_tokenizer_for
+    m, d = cfg.model, cfg.data
+    # learned positions stop at max_position_embeddings; ALiBi extrapolates (its bias table grows), so only these refuse
+    if m.position == "learned" and d.seq_len > m.max_position_embeddings:
+        raise ValueError(f"data.seq_len {d.seq_len} is longer than model.max_position_embeddings {m.max_position_embeddings} "
+                         "(learned positions): lower data.seq_len or raise model.max_position_embeddings")
+    V = load_tokenizer_for(d).get_vocab_size()   # before tokenising a corpus with a tokenizer that cannot be used
+    if V > m.vocab_size:
+        raise ValueError(f"the tokenizer {d.tokenizer!r} has {V} tokens but the model's vocab_size is {m.vocab_size}: "
+                         "set data.tokenizer to the model's tokenizer, or model.vocab_size to at least its size")
+    if not d.streaming:   # tokenised once per process: the trainer's stream reuses this table
+        n = len(corpus_samples(d, "train"))
+        if n < cfg.global_batch:
+            raise ValueError(f"data source {d.source!r} has {n} training samples, fewer than one batch (global_batch "
+                             f"{cfg.global_batch}): every step would repeat them; add text or lower global_batch")
 
 def cmd_pretrain(args) -> int:
     "Pretrain (the main job)."
@@ -82,6 +121,7 @@ def cmd_pretrain(args) -> int:
         from mosaiclab.train import TrainConfig
         base = TrainConfig.from_dict(json.loads((Path(args.out) / "config.json").read_text()))
     cfg = resolve_config(args.preset, args.config, args.set or [], args.max_steps, args.max_minutes, base=base)
+    check_runnable(cfg)
     out = Path(args.out or f"runs/{args.preset or 'lab'}-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"run folder: {out}")
     summary = pretrain(cfg, out, resume=args.resume, extend=args.extend, progress=not args.no_progress, device=args.device)
@@ -93,7 +133,8 @@ def cmd_pretrain(args) -> int:
 # %% ../nbs/library/03_cli.ipynb #a1e58a5c
 def build_parser() -> argparse.ArgumentParser:
     "The `mosaiclab` argument parser with all subcommands."
-    p = argparse.ArgumentParser(prog="mosaiclab", description="mosaiclab: learn, reproduce and run efficient pretraining.")
+    # every subcommand's parser is made by add_parser with the parent's class: all usage errors are one line
+    p = _OneLineParser(prog="mosaiclab", description="mosaiclab: learn, reproduce and run efficient pretraining.")
     p.add_argument("--version", action="version", version=f"mosaiclab {mosaiclab.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     s = sub.add_parser("info", help="versions, device and bundled data")
@@ -118,17 +159,63 @@ def build_parser() -> argparse.ArgumentParser:
     add_finetune_parsers(sub)   # mosaiclab finetune | glue
     return p
 
+# options of any subcommand that must be > 0 (or >= 0): one table, so a new subcommand's option of the same name is checked too
+_POSITIVE = ("max_steps", "max_minutes", "epochs", "batch_size", "max_len", "max_train_samples", "max_eval_samples", "seeds",
+             "lr", "steps", "repeats", "seq_len", "n_batches", "d_model", "n_layers", "n_heads", "d_ff", "threads", "limit",
+             "peak_n")
+_NON_NEGATIVE = ("warmup", "weight_decay")
+_EXISTING_PATHS = ("original_src", "glue_dir")   # path options that name an input (--out and --config are checked where used)
+
+def check_device(name: str) -> None:
+    "Refuse a device string torch cannot use here, with the fix (a wrong name, or CUDA on a machine without it)."
+    import torch
+    try: dev = torch.device(name)
+    except RuntimeError: raise ValueError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0: raise ValueError(f"device {name!r}: this machine (torch {torch.__version__}) has no CUDA GPU; use --device cpu")
+        if dev.index is not None and dev.index >= n: raise ValueError(f"device {name!r}: only cuda:0..cuda:{n - 1} exist here")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available(): raise ValueError(f"device {name!r}: MPS is not available here; use --device cpu")
+    elif dev.type != "cpu": raise ValueError(f"device {name!r} is not supported: use cpu, cuda or cuda:N")
+
+def _check_args(args) -> None:
+    "Value checks argparse's types cannot make, the same for every subcommand (its own checks come later, in the library)."
+    for k in _POSITIVE + _NON_NEGATIVE:
+        v = getattr(args, k, None)
+        if v is not None and (v < 0 if k in _NON_NEGATIVE else v <= 0):
+            raise ValueError(f"--{k.replace('_', '-')} must be {'>= 0' if k in _NON_NEGATIVE else '> 0'}, got {v}")
+    for k in _EXISTING_PATHS:   # refused up front: a job would otherwise run for minutes first, or skip what was asked for
+        v = getattr(args, k, None)
+        if v is not None and not Path(v).exists(): raise FileNotFoundError(f"--{k.replace('_', '-')} {v}: no such file or folder")
+    if getattr(args, "device", None): check_device(args.device)
+    for d in (getattr(args, "devices", None) or "").split(","):
+        if d.strip(): check_device(d.strip())
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+def _no_progress_bars():
+    "--no-progress silences HF datasets' bars too (reading a GLUE folder draws its own on stderr)."
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"   # read when datasets is imported
+    if "datasets" in sys.modules: sys.modules["datasets"].disable_progress_bars()   # already imported (a notebook, a test)
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mosaiclab` console script."
     p = build_parser()
     args = p.parse_args(argv)
     if not getattr(args, "func", None):
-        p.print_help(); return 2
+        p.print_help(); return USAGE_ERROR
+    if getattr(args, "no_progress", False): _no_progress_bars()
     try:
+        _check_args(args)
         return args.func(args)
-    except _known_errors() as e:  # a clear one-line message instead of a traceback from deep inside torch
-        print(f"mosaiclab {args.command}: error: {e}", file=sys.stderr)
-        return 1
+    except _input_errors() as e:  # a clear one-line message instead of a traceback from deep inside torch
+        print(f"mosaiclab {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return USAGE_ERROR
+    except _run_errors() as e:
+        print(f"mosaiclab {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return RUN_ERROR
 
 # %% ../nbs/library/03_cli.ipynb #912e2ba8
 #| eval: false

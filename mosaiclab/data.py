@@ -48,7 +48,10 @@ class DataConfig:
 @lru_cache(maxsize=None)
 def _tokenizer_from_file(path: str):
     from tokenizers import Tokenizer
-    tok = Tokenizer.from_file(path)
+    try: tok = Tokenizer.from_file(path)
+    except Exception as e:   # tokenizers raises a bare Exception ("expected value at line 1 column 1")
+        raise ValueError(f"{path} is not a tokenizer.json of HF tokenizers ({' '.join(str(e).split())[:120]}): "
+                         "pass a bundled tokenizer name or a file saved with Tokenizer.save") from None
     tok.no_padding(); tok.no_truncation()
     return tok
 
@@ -88,6 +91,15 @@ def _split_files(root: Path, split: str) -> list[Path]:
     raise FileNotFoundError(f"no {split!r} split under {root}: put its files in {root / split}/ or name them *{split}*")
 
 def _file_documents(path: Path) -> Iterator[str]:
+    try:
+        yield from _read_documents(path)
+    except UnicodeDecodeError as e:   # Python's message names neither the file nor what to do
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at offset {e.start}): "
+                         "convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8) or move it out of the corpus") from None
+    except (EOFError, gzip.BadGzipFile) as e:
+        raise ValueError(f"{path}: a damaged or truncated gzip file ({e}): rebuild it or move it out of the corpus") from None
+
+def _read_documents(path: Path) -> Iterator[str]:
     if path.name.endswith(".txt"):
         for doc in re.split(r"\n\s*\n", path.read_text(encoding="utf-8")):
             if doc.strip(): yield doc.strip()

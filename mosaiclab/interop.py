@@ -4,7 +4,7 @@
 
 # %% ../nbs/mosaicbert/06_interop.ipynb #050abc75
 from __future__ import annotations
-import json, re, warnings
+import json, pickle, re, warnings
 from pathlib import Path
 import torch
 from torch import Tensor
@@ -12,8 +12,8 @@ from .model import (MosaicBertConfig, MosaicBertModel, MosaicBertForMaskedLM,
                               MosaicBertForSequenceClassification)
 
 # %% auto #0
-__all__ = ['convert_from', 'convert_to', 'config_from_hf', 'config_to_hf', 'read_state_dict', 'from_hf', 'save_hf',
-           'config_from_original', 'from_original']
+__all__ = ['convert_from', 'convert_to', 'config_from_hf', 'config_to_hf', 'read_state_dict', 'UnsafeWeights', 'from_hf',
+           'save_hf', 'config_from_original', 'from_original']
 
 # %% ../nbs/mosaicbert/06_interop.ipynb #1b40cdb6
 # our name (inside the encoder) -> HF BERT name (inside `bert.`); {i} is the layer number
@@ -128,12 +128,16 @@ def convert_to(state: dict[str, Tensor], cfg: MosaicBertConfig, layout: str = "h
     return {k: v.contiguous() for k, v in out.items()}
 
 # %% ../nbs/mosaicbert/06_interop.ipynb #65f1c85a
+_HF_REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+
 def config_from_hf(hf: dict, **switches) -> MosaicBertConfig:
     "Our config for an HF `BertConfig` dict: BERT's switches (all off), or the given ones."
     if hf.get("hidden_act", "gelu") != "gelu":
         raise ValueError(f"hidden_act {hf['hidden_act']!r} is not supported: mosaiclab uses the exact (erf) GELU, HF's 'gelu'")
     if hf.get("position_embedding_type", "absolute") != "absolute":
         raise ValueError(f"position_embedding_type {hf['position_embedding_type']!r} is not supported")
+    missing = [k for k in _HF_REQUIRED if k not in hf]
+    if missing: raise ValueError(f"the BERT config lacks {', '.join(missing)}: it needs {', '.join(_HF_REQUIRED)}")
     cfg = MosaicBertConfig().bert_switches().replace(
         vocab_size=hf["vocab_size"], d_model=hf["hidden_size"], n_layers=hf["num_hidden_layers"],
         n_heads=hf["num_attention_heads"], d_ff=hf["intermediate_size"],
@@ -172,8 +176,19 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         else: raise FileNotFoundError(f"{path} has neither model.safetensors nor pytorch_model.bin")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        return load_file(str(path))
-    return torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
+        try: return load_file(str(path))
+        except Exception as e:   # safetensors' own error names neither the file nor the fix
+            raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupted): "
+                             f"{type(e).__name__}: {str(e)[:120]}") from None
+    try: return torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
+    except pickle.UnpicklingError as e:   # a pickle that would build objects (or run code): refused, nothing was executed
+        raise UnsafeWeights(f"{path} holds more than tensors, so it was not loaded (torch.load weights_only=True refused it; "
+                            f"nothing in it ran): convert trusted weights to safetensors. {' '.join(str(e).split())[:200]}") from None
+    except (RuntimeError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable PyTorch weights file (truncated or another format): {str(e)[:120]}") from None
+
+class UnsafeWeights(ValueError, pickle.UnpicklingError):
+    "A weights file that is a pickle of more than tensors: refused unread (a ValueError, and an UnpicklingError as torch's)."
 
 def _build(cfg: MosaicBertConfig, kind: str, num_labels: int):
     if kind == "mlm": return MosaicBertForMaskedLM(cfg)
@@ -183,7 +198,9 @@ def _build(cfg: MosaicBertConfig, kind: str, num_labels: int):
 
 def _load(model, state: dict[str, Tensor], kind: str, strict_heads: bool):
     if kind == "encoder": state = {k[len("bert."):]: v for k, v in state.items() if k.startswith("bert.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try: missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:   # shapes differ: torch lists them over many lines
+        raise ValueError(f"weights do not fit the model's config (another size?): {' '.join(str(e).split())[:300]}") from None
     # heads missing from a bare encoder checkpoint start from the usual initialisation; anything else is an error
     allowed = ("head.", "classifier.", "bert.pooler.", "pooler.") if not strict_heads else ()
     bad = [m for m in missing if not m.startswith(allowed)]
@@ -198,7 +215,13 @@ def _load(model, state: dict[str, Tensor], kind: str, strict_heads: bool):
 def from_hf(path: str | Path, kind: str = "mlm", num_labels: int = 2, **switches):
     "Load an HF BERT directory (config.json + weights) as a mosaiclab model with BERT's switches (or `switches`)."
     path = Path(path)
-    hf = json.loads((path / "config.json").read_text())
+    if not (path / "config.json").is_file(): raise FileNotFoundError(f"{path} has no config.json: not an HF BERT folder")
+    try: hf = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise ValueError(f"{path / 'config.json'} is not JSON ({e})") from None
+    if "architecture" in hf and "config" in hf:
+        raise ValueError(f"{path} is a mosaiclab model folder, not an HF one: load it with mosaiclab.model.from_pretrained")
+    if hf.get("model_type", "bert") != "bert":
+        raise ValueError(f"{path / 'config.json'} is a {hf['model_type']!r} model, not BERT: from_hf converts BERT only")
     cfg = config_from_hf(hf, **switches)
     state = convert_from(read_state_dict(path), cfg, "hf")
     return _load(_build(cfg, kind, hf.get("num_labels", num_labels) if kind == "classifier" else num_labels), state, kind, False)
@@ -230,5 +253,7 @@ def config_from_original(orig: dict, **switches) -> MosaicBertConfig:
 
 def from_original(state: dict[str, Tensor], orig_config: dict, kind: str = "mlm", num_labels: int = 2, **switches):
     "A model from a state dict in the original MosaicBERT layout (`bert.encoder.layer.N.attention.self.Wqkv.weight`, ...)."
+    if not isinstance(state, dict):
+        raise ValueError(f"from_original takes a state dict, got {type(state).__name__}: read a file with read_state_dict(path) first")
     cfg = config_from_original(orig_config, **switches)
     return _load(_build(cfg, kind, num_labels), convert_from(state, cfg, "original"), kind, False)

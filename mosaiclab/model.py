@@ -427,7 +427,14 @@ def from_pretrained(path: str | Path, map_location: str = "cpu") -> nn.Module:
     from safetensors.torch import load_file
     path = Path(path)
     if not (path / "config.json").exists(): raise FileNotFoundError(f"{path} has no config.json: not a mosaiclab model directory")
-    meta = json.loads((path / "config.json").read_text())
+    try: meta = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path / 'config.json'} is not a JSON file ({e}): the folder is damaged, or not a saved model") from None
+    if not isinstance(meta, dict) or "architecture" not in meta or "config" not in meta:
+        hint = ("an HF transformers folder: load it with mosaiclab.interop.from_hf" if isinstance(meta, dict) and "model_type" in meta
+                else f"a pretraining run folder: its model is in {path / 'model'}" if (path / "model" / "config.json").exists()
+                else "it lacks the 'architecture' and 'config' that save_pretrained writes")
+        raise ValueError(f"{path / 'config.json'} is not a mosaiclab model config: {hint}")
     cfg = MosaicBertConfig.from_dict(meta["config"])
     kind = meta.get("architecture")
     if kind == "mlm": model = MosaicBertForMaskedLM(cfg)
@@ -442,5 +449,8 @@ def from_pretrained(path: str | Path, map_location: str = "cpu") -> nn.Module:
     except Exception as e:   # safetensors' own message ("header too large", ...) does not say which file or what to do
         raise ValueError(f"{weights} is not a readable safetensors file (truncated, corrupted, or another format such as a pickle, "
                          f"which is never loaded): {type(e).__name__}: {str(e)[:120]}") from None
-    model.load_state_dict(state)
+    try: model.load_state_dict(state)
+    except RuntimeError as e:   # torch lists every mismatched tensor over many lines: keep the first few, name the file
+        raise ValueError(f"{weights} does not fit {path / 'config.json'} (weights of another size or architecture): "
+                         f"{' '.join(str(e).split())[:300]}") from None
     return model

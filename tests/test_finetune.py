@@ -119,7 +119,7 @@ def test_cli_finetune_and_glue(tmp_path):
     assert {t: v["n_seeds"] for t, v in res["summary"]["tasks"].items()} == {t: 2 for t in LAB_SUITE}
     r = subprocess.run([sys.executable, "-m", "mosaiclab.cli", "finetune", str(tmp_path / "m"), "--task", "squad", "--no-progress"],
                        capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 1 and "unknown task 'squad'" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "unknown task 'squad'" in r.stderr and "Traceback" not in r.stderr
 
 def test_causal_models_are_refused_by_the_classifier_and_hf_export(tmp_path):
     import dataclasses

@@ -125,7 +125,7 @@ def test_sigterm_saves_a_checkpoint_and_exits(tmp_path):
 def test_cli_bad_input_is_one_clear_line(tmp_path):
     p = _cli(["pretrain", "--out", str(tmp_path / "r"), "--set", "data.source=/no/such/corpus"])
     out, _ = p.communicate(timeout=120)
-    assert p.returncode == 1 and "error:" in out and "Traceback" not in out, out
+    assert p.returncode == 2 and "error:" in out and "Traceback" not in out, out   # 2: bad input
 
 def _one_vs_two_processes(tmp_path, steps: int, port: int, two_sets: list[str]):
     "Losses and final weights of 1 process and of 2 gloo processes under torchrun, same global batch, no dropout."
@@ -171,7 +171,7 @@ def test_model_fn_and_optimizer_fn_are_used(tmp_path):
 
 def test_cli_extend_needs_resume_and_max_steps(tmp_path, capsys):
     from mosaiclab.cli import main
-    assert main(["pretrain", "--extend", "--out", str(tmp_path / "r"), "--no-progress"]) == 1
+    assert main(["pretrain", "--extend", "--out", str(tmp_path / "r"), "--no-progress"]) == 2   # 2: bad input
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--extend" in err[0] and "--resume" in err[0]
     assert not (tmp_path / "r").exists()
