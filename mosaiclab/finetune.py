@@ -98,7 +98,7 @@ GLUE_TASKS: dict[str, TaskSpec] = {t.name: t for t in [
     _glue("wnli", ("sentence1", "sentence2"), 2, ("accuracy",)),
 ]}
 GLUE_SUITE = ("glue/mnli", "glue/qqp", "glue/qnli", "glue/sst2", "glue/cola", "glue/stsb", "glue/mrpc", "glue/rte")  # the paper's 8
-LAB_SUITE = ("sst2", "wordnet-defmatch", "wordnet-supersense")   # sentiment-reg stays bundled; see "Downstream tasks that can move"
+LAB_SUITE = ("sst2", "wordnet-defmatch", "wordnet-supersense")   # sentiment-reg stays bundled; why it left the suite: "Tasks" above
 FROM_MNLI = ("glue/rte", "glue/mrpc", "glue/stsb")   # start from the MNLI-fine-tuned encoder, as the paper does
 
 _LAB_METRICS = {"accuracy": ("accuracy",), "pearson": ("pearson", "spearman")}
