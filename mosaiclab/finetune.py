@@ -142,6 +142,10 @@ def _truncating(tok, max_len: int):
 def encode_examples(rows: Sequence[dict], spec: TaskSpec, tok, max_len: int = 256) -> list[tuple[list[int], list[int], float]]:
     "(input ids, segment ids, label) for each row; checks labels against the task's head."
     t = _truncating(tok, max_len)
+    missing = [f for f in (*spec.text_fields, "label") if rows and f not in rows[0]]
+    if missing:   # e.g. a local GLUE folder whose parquet files lost a column
+        raise ValueError(f"{spec.name}: the examples have no field(s) {', '.join(missing)} (they have: {', '.join(rows[0])}); "
+                         f"the task needs {', '.join((*spec.text_fields, 'label'))}")
     texts = [tuple(r[f] for f in spec.text_fields) for r in rows]
     encs = t.encode_batch([x[0] if len(x) == 1 else x for x in texts])
     out = []
@@ -280,6 +284,12 @@ def _classifier_from(model: nn.Module, num_labels: int) -> MosaicBertForSequence
         clf.bert.pooler.load_state_dict(enc.pooler.state_dict())   # a fine-tuned classifier's pooler transfers (MNLI -> RTE)
     return clf
 
+def _read_json(path: Path) -> dict:
+    "A JSON config file; a file that is not JSON is named, not a bare JSONDecodeError."
+    try: return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a valid JSON config ({e}): a damaged or foreign model folder") from None
+
 def load_for_finetuning(src: str | Path | nn.Module, task: str | TaskSpec) -> tuple[MosaicBertForSequenceClassification, str | None]:
     "A classifier for `task` built from `src`, and the tokenizer name `src` records (None: decide by vocabulary size)."
     spec = task if isinstance(task, TaskSpec) else task_spec(task)
@@ -303,11 +313,11 @@ def load_for_finetuning(src: str | Path | nn.Module, task: str | TaskSpec) -> tu
     tok_name = None
     if (path / "model" / "config.json").exists():           # a pretraining run folder
         run_cfg = path / "config.json"
-        if run_cfg.exists(): tok_name = json.loads(run_cfg.read_text()).get("data", {}).get("tokenizer")
+        if run_cfg.exists(): tok_name = _read_json(run_cfg).get("data", {}).get("tokenizer")
         path = path / "model"
     cfg_file = path / "config.json"
     if not cfg_file.exists(): raise FileNotFoundError(f"{path} has no config.json: not a model folder")
-    meta = json.loads(cfg_file.read_text())
+    meta = _read_json(cfg_file)
     if "architecture" in meta: return _classifier_from(from_pretrained(path), n), tok_name
     if meta.get("model_type") == "bert" or any("Bert" in a for a in meta.get("architectures", [])):
         from mosaiclab.interop import from_hf

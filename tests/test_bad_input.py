@@ -224,9 +224,7 @@ ROWS = [
     Row("finetune/unknown-named-source", ["finetune", "lab-reff", "--task", "sst2", *FT], expect="lab-ref"),
     Row("finetune/unknown-random-preset", ["finetune", "random:huge", "--task", "sst2", *FT], expect="lab-bert"),
     Row("finetune/folder-without-config", ["finetune", "{dir}", "--task", "sst2", *FT], expect="config.json"),
-    Row("finetune/config-not-json", ["finetune", "{badjson}", "--task", "sst2", *FT], expect="config.json",
-        xfail="load_for_finetuning json-decodes config.json unguarded (nbs/mosaicbert/11_finetune.ipynb, outside this brief): "
-              "the message does not name the file"),
+    Row("finetune/config-not-json", ["finetune", "{badjson}", "--task", "sst2", *FT], expect="config.json"),
     Row("finetune/unknown-task", ["finetune", "{model}", "--task", "squad", *FT], expect="unknown task 'squad'"),
     Row("finetune/unknown-precision", ["finetune", "{model}", "--task", "sst2", *FT, "--precision", "fp16"], expect="fp16"),
     Row("finetune/zero-epochs", ["finetune", "{model}", "--task", "sst2", *FT, "--epochs", "0"], expect="--epochs"),
@@ -247,9 +245,7 @@ ROWS = [
     Row("finetune/glue-dir-missing", ["finetune", "{model}", "--task", "glue/rte", *FT, "--glue-dir", "{missing}"],
         expect="--glue-dir"),
     Row("finetune/glue-missing-field", ["finetune", "{model}", "--task", "glue/sst2", *FT, "--glue-dir", "{glue_nofield}"],
-        expect="sentence",
-        xfail="encode_examples indexes the text fields unguarded: a KeyError escapes (nbs/mosaicbert/11_finetune.ipynb, "
-              "outside this brief)"),
+        expect="sentence"),
     Row("finetune/glue-test-labels", ["finetune", "{model}", "--task", "glue/rte", *FT, "--glue-dir", "{glue_test}"],
         expect="label -1"),
     # ---- mosaiclab glue -------------------------------------------------------------------------------------------------
