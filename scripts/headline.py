@@ -21,18 +21,14 @@ def main():
     avg = {k: v["summary"]["average"] for k, v in f.items()}
     fixed = load("lab_ref", "fixed_eval.json")
     dfix = load("finetune", "fixed_eval.json") if (ROOT / "results" / "finetune" / "fixed_eval.json").exists() else None
-    from mosaiclab.experiment import mean_std
+    from mosaiclab.experiment import paired_diff
     src = {v["source"]: k for k, v in f.items()}
     rand, labref = src["random:lab"], src["lab-ref"]
     pre = next(k for k, v in f.items() if k not in (rand, labref, src.get("minilm")) and not v["source"].startswith("baseline:"))
     ps = lab["pretrained_summary"]
     def gain(a, b):   # per task: mean, std and count of score(b) - score(a) over matched seeds
-        out = {}
-        for t in f[a]["summary"]["tasks"]:
-            sa = {r["seed"]: r["score"] for r in f[a]["runs"] if r["task"] == t}
-            sb = {r["seed"]: r["score"] for r in f[b]["runs"] if r["task"] == t}
-            out[t] = mean_std([sb[k] - sa[k] for k in sa if k in sb])
-        return out
+        by_seed = lambda src, t: {r["seed"]: r["score"] for r in f[src]["runs"] if r["task"] == t}
+        return {t: paired_diff(by_seed(b, t), by_seed(a, t)) for t in f[a]["summary"]["tasks"]}
     n_seeds = min(n for _, _, n in gain(rand, pre).values())
     rows = [("what", "measured", "source"),
             ("MosaicBERT / HF BertForMaskedLM (sdpa), training tokens/s, fp32, 2 CPU threads, the bundled corpus's lengths (an earlier run)",
