@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 ROOT = Path(__file__).resolve().parents[1]
 from mosaiclab.finetune import run_suite, run_baselines, print_suite
-from mosaiclab.experiment import experiment_parser, lab_overrides, provenance, write_results
+from mosaiclab.experiment import experiment_parser, lab_overrides, provenance, require_complete, write_results
 
 def main():
     ap = experiment_parser(__doc__, seeds=(19, 8364, 717), out=ROOT / "results" / "finetune")
@@ -55,8 +55,9 @@ def main():
         baselines = {"majority": "majority class (no encoder)", "bow": "bag of words (no encoder)"}
         old = json.loads(path.read_text()) if path.exists() else {}
         results = old.get("results", {})
-        pretrained_summary = (json.loads((Path(a.pretrained) / "summary.json").read_text()) if "pretrained" in a.only
-                              else old.get("pretrained_summary"))
+        pretrained_summary = (require_complete(json.loads((Path(a.pretrained) / "summary.json").read_text()), a.pretrained,
+                                               allowed=("max_steps", "max_minutes"))   # the lab preset's own time limit counts
+                              if "pretrained" in a.only else old.get("pretrained_summary"))
         for k in a.only:
             if k in baselines:   # deterministic: one run per task
                 label = baselines[k]

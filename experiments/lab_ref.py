@@ -17,7 +17,7 @@ import hashlib, json, shutil, subprocess, tempfile
 from pathlib import Path
 import torch
 ROOT = Path(__file__).resolve().parents[1]
-from mosaiclab.experiment import experiment_parser, provenance, write_results
+from mosaiclab.experiment import IncompleteRun, experiment_parser, provenance, require_complete, write_results
 from mosaiclab.model import from_pretrained, save_pretrained
 from mosaiclab.train import TrainConfig, evaluate_split, pretrain, read_metrics
 
@@ -65,9 +65,9 @@ def main():
             "log_every": 20, "seed": a.seeds[0]}
     cfg = TrainConfig.lab().with_overrides(over)   # the lab MosaicBERT (d256, 4 layers), 30% masking, bf16 where native
     summary = pretrain(cfg, run, progress=not a.quick, resume=bool(a.run_dir) and (run / "checkpoints" / "latest").exists())
-    if summary.get("stopped_by") not in ("max_steps", "max_minutes"):   # interrupted (SIGTERM, NaN, ...): nothing is shipped
-        raise SystemExit(f"lab-ref stopped by {summary.get('stopped_by')} at step {summary.get('step')}: run the same command "
-                         f"again with --run-dir {run} to resume")
+    try:   # interrupted (SIGTERM, NaN, ...): nothing is shipped; the time limit is part of lab-ref's recipe
+        require_complete(summary, f"lab-ref ({run})", allowed=("max_steps", "max_minutes"))
+    except IncompleteRun as e: raise SystemExit(f"{e}; here: run the same command again with --run-dir {run}") from None
     recs = read_metrics(run)
 
     # ship the final weights in bf16: half the bytes, and fp32 copies of them load bit-exactly into any model

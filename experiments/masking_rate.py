@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 ROOT = Path(__file__).resolve().parents[1]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics
-from mosaiclab.experiment import experiment_parser, lab_overrides, provenance, write_results
+from mosaiclab.experiment import experiment_parser, lab_overrides, provenance, require_complete, write_results
 from mosaiclab.finetune import run_suite
 
 def main():
@@ -41,7 +41,7 @@ def main():
             cfg = TrainConfig.lab().with_overrides({**over, "mlm_probability": rate, "seed": seed})
             run = work / f"p{int(rate * 100)}-seed{seed}"
             print(f"== masking {rate:.0%}, seed {seed}", flush=True)
-            summary = pretrain(cfg, run, progress=True)
+            summary = require_complete(pretrain(cfg, run, progress=True), str(run))
             recs = read_metrics(run)
             suite = None
             if a.finetune:

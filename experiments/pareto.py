@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 from mosaiclab.train import TrainConfig, pretrain, read_metrics
 from mosaiclab.bench import Contender, measure
-from mosaiclab.experiment import experiment_parser, lab_overrides, provenance, write_results
+from mosaiclab.experiment import experiment_parser, lab_overrides, provenance, require_complete, write_results
 from mosaiclab.data import PretrainingStream
 from mosaiclab.data import load_tokenizer_for
 from mosaiclab.mlm import MLMCollator
@@ -100,7 +100,7 @@ def main():
                 cfg = base.with_overrides({"max_steps": budget, "seed": seed, "eval_every": 0})
                 run = work / f"{name.split()[0]}-{budget}-s{seed}"
                 print(f"== {name}, {budget} steps, seed {seed}", flush=True)
-                summary = pretrain(cfg, run, progress=False)
+                summary = require_complete(pretrain(cfg, run, progress=False), str(run))
                 point = {"model": name, "budget_steps": budget, "seed": seed, "eval_loss": summary["eval_loss"],
                          "eval_accuracy": summary["eval_accuracy"], "train_seconds": summary["train_seconds"],
                          "calibrated_seconds": budget * steps[name]["median"]}

@@ -11,7 +11,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['mean_std', 'mean_std_curve', 'interp', 'fmt_mean_std', 'paired_diff', 'paired_verdict', 'repo_root', 'load_results',
            'cpu_flags', 'hardware_info', 'git_commit', 'command_line', 'utc_now', 'experiment_parser', 'lab_overrides',
-           'DirtyTree', 'provenance', 'write_results', 'commit_of', 'run_line']
+           'DirtyTree', 'provenance', 'write_results', 'commit_of', 'run_line', 'IncompleteRun', 'require_complete']
 
 # %% ../nbs/library/05_experiment.ipynb #7ff50017
 def mean_std(xs: Sequence[float],  # one value per seed (None values are dropped)
@@ -257,3 +257,19 @@ def run_line(res: dict) -> str:
             f"{hw.get('cpu', '?')}, {hw.get('threads', '?')} threads, torch {hw.get('torch', '?')}",
             f"{wall / 60:.1f} min" if wall is not None else "wall time not recorded"]
     return " | ".join(bits)
+
+# %% ../nbs/library/05_experiment.ipynb #458414ef
+class IncompleteRun(RuntimeError):
+    "A pretraining run a results file would record stopped before its planned end."
+
+def require_complete(summary: Mapping,                 # what `train.pretrain` returned (or a run folder's summary.json)
+                     where: str = "the run",           # names the run in the error (e.g. its folder)
+                     allowed: Sequence[str] = ("max_steps",),  # stop reasons that count as finished
+                     ) -> Mapping:
+    "Return `summary` if the run stopped for an allowed reason; otherwise raise `IncompleteRun` saying why and where it stopped."
+    by = summary.get("stopped_by")
+    if by not in allowed:
+        raise IncompleteRun(f"{where} stopped by {by or 'an unknown reason'} after {summary.get('steps', '?')} steps "
+                            f"(a results file records only runs stopped by {' or '.join(allowed)}): rerun it, or resume it "
+                            "with `mosaiclab pretrain --out RUN --resume`")
+    return summary

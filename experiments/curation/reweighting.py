@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import torch
 from mosaiclab.train import TrainConfig, pretrain, read_metrics
-from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, write_results
+from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, require_complete, write_results
 from mosaiclab.data import load_documents, encode_documents, make_samples, special_ids, load_tokenizer_for, DataConfig, corpus_samples
 from mosaiclab.curation.reweighting import SampleReweighter
 
@@ -120,7 +120,7 @@ def main():
                                   tags, record_every)
             run = tmp / f"{strategy}-seed{seed}"
             ts = time.time()
-            summary = pretrain(cfg, run, loss_fn=rw, progress=False)
+            summary = require_complete(pretrain(cfg, run, loss_fn=rw, progress=False), str(run))
             recs = read_metrics(run)
             runs.append({"strategy": strategy, "seed": seed, "summary": summary, "seconds": time.time() - ts,
                          "eval": [{k: r[k] for k in ("step", "eval_loss", "eval_accuracy")} for r in recs if r["kind"] == "eval"],

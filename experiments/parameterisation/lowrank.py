@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics, make_optimizer
-from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, write_results
+from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, require_complete, write_results
 from mosaiclab.model import MosaicBertForMaskedLM
 from mosaiclab.parameterisation.sltrain import sltrain_mlm, memory_report, encoder_linear_memory
 from mosaiclab.parameterisation.lowrank import Restarts, lowrank_mlm, relora_mlm, galore_optimizer_fn
@@ -51,7 +51,7 @@ def train_method(name: str, spec: tuple, cfg: TrainConfig, run_dir: Path) -> dic
     def optimizer_fn(model, c):
         held["opt"], sched = (cb.optimizer_fn if cb else opt_fn or make_optimizer)(model, c); return held["opt"], sched
     t = time.time()
-    summary = pretrain(cfg, run_dir, progress=False, model_fn=model_fn, optimizer_fn=optimizer_fn, callbacks=[cb] if cb else [])
+    summary = require_complete(pretrain(cfg, run_dir, progress=False, model_fn=model_fn, optimizer_fn=optimizer_fn, callbacks=[cb] if cb else []), str(run_dir))
     recs = read_metrics(run_dir)
     return {"method": name, "seed": cfg.seed, "summary": summary, "wall_seconds": time.time() - t,
             "restart_steps": cb.steps if cb else [],

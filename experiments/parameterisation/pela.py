@@ -17,7 +17,7 @@ import torch
 from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics, evaluate_split, cpu_has_fast_bf16
-from mosaiclab.experiment import experiment_parser, provenance, write_results
+from mosaiclab.experiment import experiment_parser, provenance, require_complete, write_results
 from mosaiclab.finetune import lab_ref, lab_ref_dir
 from mosaiclab.model import MosaicBertForMaskedLM
 from mosaiclab.parameterisation.lowrank import LowRankLinear
@@ -109,7 +109,7 @@ def main():
                     loss = held["fd"](o, b, s)
                     if s % 10 == 0 or s == a.stage_steps - 1: fd_log.append({"step": s + 1, **held["fd"].last})
                     return loss
-                summary = pretrain(scfg, run, progress=False, model_fn=model_fn, loss_fn=loss_fn if distill else None)
+                summary = require_complete(pretrain(scfg, run, progress=False, model_fn=model_fn, loss_fn=loss_fn if distill else None), str(run))
                 train = [{k: e.get(k) for k in ("step", "loss", "lr")} for e in read_metrics(run) if e["kind"] == "train"]
                 student = held["model"]
                 if distill: held["fd"].t_out.remove(); held["fd"].s_out.remove()

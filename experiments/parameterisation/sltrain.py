@@ -13,7 +13,7 @@ import torch
 from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics, make_optimizer
-from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, write_results
+from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, require_complete, write_results
 from mosaiclab.model import MosaicBertForMaskedLM
 from mosaiclab.parameterisation.linears import replace_linears
 from mosaiclab.parameterisation.sltrain import SparsePlusLowRankLinear, sltrain_mlm, matched_rank, memory_report, encoder_linear_memory
@@ -61,7 +61,7 @@ def main():
             run = work / f"{name}-seed{seed}"
             print(f"== {name}, seed {seed}", flush=True)
             t = time.time()
-            summary = pretrain(cfg, run, progress=False, model_fn=model_fn, optimizer_fn=optimizer_fn)
+            summary = require_complete(pretrain(cfg, run, progress=False, model_fn=model_fn, optimizer_fn=optimizer_fn), str(run))
             model, opt = held["model"], held["opt"]
             recs = read_metrics(run)
             runs.append({"method": name, "seed": seed, "summary": summary, "wall_seconds": time.time() - t,

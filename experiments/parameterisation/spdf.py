@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 ROOT = Path(__file__).resolve().parents[2]
 from mosaiclab.train import TrainConfig, pretrain, read_metrics, resolve_precision
-from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, write_results
+from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, require_complete, write_results
 from mosaiclab.model import MosaicBertForMaskedLM
 from mosaiclab.parameterisation.spdf import sparsify, release_masks, mask_stats, sparse_training_flops_per_token
 from mosaiclab.finetune import FinetuneConfig, finetune, load_for_finetuning
@@ -78,7 +78,7 @@ def main():
         print(f"== pretraining at sparsity {s:.0%}, seed {ps}", flush=True)
         tp = time.time()
         name = f"s{int(s * 100)}_seed{ps}"
-        summary = pretrain(cfg, work / name, model_fn=model_fn, progress=False)
+        summary = require_complete(pretrain(cfg, work / name, model_fn=model_fn, progress=False), str(work / name))
         pre_seconds = time.time() - tp
         model = built["model"]
         st = mask_stats(model)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import torch
 from mosaiclab.train import TrainConfig, pretrain, read_metrics
-from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, write_results
+from mosaiclab.experiment import experiment_parser, lab_overrides, mean_std, provenance, require_complete, write_results
 from mosaiclab.data import DataConfig, PretrainingStream, load_documents, corpus_samples, load_tokenizer_for
 from mosaiclab.mlm import MLMCollator
 from mosaiclab.model import from_pretrained, n_params
@@ -71,7 +71,7 @@ def main():
             d_model=d, n_layers=2, n_heads=2, seq_len=seq_len, batch=batch, steps=a.steps, lr=a.lr, evals=6, eval_samples=256,
             **{"data.source": str(tmp / "corpus"), "weight_decay": wd, "seed": seed}))
         ts = time.time()
-        s = pretrain(cfg, tmp / name, loss_fn=loss_fn, progress=False)
+        s = require_complete(pretrain(cfg, tmp / name, loss_fn=loss_fn, progress=False), name)
         model = from_pretrained(tmp / name / "model")
         ps, c = eval_per_sample(model, val, collator)
         counts = c
