@@ -7,6 +7,8 @@ same training subsets.
     python experiments/finetune_lab.py --pretrained runs/lab-default  # writes results/finetune/lab_suite.json
     python experiments/finetune_lab.py --only lab-ref --precision fp32   # adds the lab-ref rows, keeps the others
     python experiments/finetune_lab.py --quick --out /tmp/ft          # a smoke run (pretrains a tiny checkpoint itself)
+    python experiments/finetune_lab.py --pretrained runs/lab-default --only random pretrained --tasks wordnet-defmatch \
+        --max-train-samples 4000 --epochs 3 --seeds 19 8364 717 10536 90166 --name defmatch_long.json   # a longer fine-tune of one task
 
 --seeds and --minilm-seeds are seed lists (the suite's recipe seeds are 19 8364 717); --only reruns some sources and
 keeps the others already in the results file (each source records the command, commit and time that made it). The chapter nbs/mosaicbert/11_finetune.ipynb plots the committed results.
@@ -15,7 +17,7 @@ import json, tempfile
 from pathlib import Path
 import torch
 ROOT = Path(__file__).resolve().parents[1]
-from mosaiclab.finetune import run_suite, run_baselines, print_suite
+from mosaiclab.finetune import LAB_SUITE, run_suite, run_baselines, print_suite
 from mosaiclab.experiment import experiment_parser, lab_overrides, provenance, require_complete, write_results
 
 def main():
@@ -29,7 +31,11 @@ def main():
     ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
                     help="fine-tuning precision (default: the lab preset's auto; fp32 matches rows made on a CPU without bf16)")
     ap.add_argument("--name", default="lab_suite.json", help="the results file's name inside --out (default: lab_suite.json)")
+    ap.add_argument("--tasks", nargs="+", default=list(LAB_SUITE), choices=list(LAB_SUITE),
+                    help="a subset of the lab suite (e.g. a longer fine-tune of one task); needs its own --name")
     a = ap.parse_args()
+    if list(a.tasks) != list(LAB_SUITE) and a.name == "lab_suite.json":
+        ap.error("--tasks with a subset of the suite writes averages over that subset: give it its own --name")
     if a.pretrained is None and not a.quick and "pretrained" in a.only:
         ap.error("--pretrained is required for the 'pretrained' source (the run folder of `mosaiclab pretrain`)")
     prov = provenance(ROOT, allow_dirty=a.allow_dirty)
@@ -62,12 +68,12 @@ def main():
             if k in baselines:   # deterministic: one run per task
                 label = baselines[k]
                 print(f"== {label}", flush=True)
-                r = run_baselines("lab", k, overrides=over, label=label)
+                r = run_baselines(a.tasks, k, overrides=over, label=label)
                 r["source"] = f"baseline:{k}"
             else:
                 label = keys[k]; src, seeds = sources[label]
                 print(f"== {label}", flush=True)
-                r = run_suite(src, "lab", seeds=seeds, overrides=over, progress=False, label=label)
+                r = run_suite(src, a.tasks, seeds=seeds, overrides=over, progress=False, label=label)
                 r["source"] = str(src)
             print_suite(r)
             # the file's top-level provenance is the latest invocation's; each source keeps the one that made it
