@@ -7,8 +7,8 @@ same training subsets.
     python experiments/finetune_lab.py --pretrained runs/lab-default  # writes results/finetune/lab_suite.json
     python experiments/finetune_lab.py --only lab-ref --precision fp32   # adds the lab-ref rows, keeps the others
     python experiments/finetune_lab.py --quick --out /tmp/ft          # a smoke run (pretrains a tiny checkpoint itself)
-    python experiments/finetune_lab.py --pretrained runs/lab-default --only random pretrained --tasks wordnet-defmatch \
-        --max-train-samples 4000 --epochs 3 --seeds 19 8364 717 10536 90166 --name defmatch_long.json   # a longer fine-tune of one task
+    python experiments/finetune_lab.py --pretrained runs/lab-default --only random pretrained --tasks wordnet-defmatch --max-train-samples 4000 --epochs 3 --seeds 19 8364 717 10536 90166 --name defmatch_long.json
+                                                                      # a longer fine-tune of one task, in its own file
 
 --seeds and --minilm-seeds are seed lists (the suite's recipe seeds are 19 8364 717); --only reruns some sources and
 keeps the others already in the results file (each source records the command, commit and time that made it). The chapter nbs/mosaicbert/11_finetune.ipynb plots the committed results.
