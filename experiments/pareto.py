@@ -89,6 +89,7 @@ def main():
         prev = json.loads((out / "results.json").read_text())
         if prev["configs"] != json.loads(json.dumps({k: c.to_dict() for k, c in cfgs.items()})): raise SystemExit("--append: the configs differ from the existing results")
         points, commands = prev["points"], prev.get("commands", [prev["command"]])
+        for q in points: q.setdefault("commit", prev["commit"])   # points from before per-point commits: the file's last writer made them
         steps = prev["step_seconds"]   # one calibration for every point of the figure
         a.budgets, a.seeds = sorted(set(prev["budgets"]) | set(a.budgets)), sorted(set(prev["seeds"]) | set(a.seeds))
     done = {(p["model"], p["budget_steps"], p["seed"]) for p in points}
@@ -103,7 +104,7 @@ def main():
                 summary = require_complete(pretrain(cfg, run, progress=False), str(run))
                 point = {"model": name, "budget_steps": budget, "seed": seed, "eval_loss": summary["eval_loss"],
                          "eval_accuracy": summary["eval_accuracy"], "train_seconds": summary["train_seconds"],
-                         "calibrated_seconds": budget * steps[name]["median"]}
+                         "calibrated_seconds": budget * steps[name]["median"], "commit": prov["commit"]}
                 if a.ft_train:
                     ft = run_suite(run, "lab", seeds=a.ft_seeds, progress=False, label=f"{name} {budget}", overrides=ft_over)
                     point["lab_suite"] = ft["summary"]["average"]

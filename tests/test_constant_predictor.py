@@ -36,6 +36,12 @@ KNOWN = {
         'points.9.lab_runs.2.pred_counts.validation [0, 0, 712, 0, 0, 0, 0, 0]',
         'points.11.lab_runs.0.pred_counts.validation [1008, 0]',
         'points.11.lab_runs.1.pred_counts.validation [1000, 0]',
+        'points.16.lab_runs.0.pred_counts.validation [1008, 0]',
+        'points.16.lab_runs.1.pred_counts.validation [1000, 0]',
+        'points.17.lab_runs.0.pred_counts.validation [1008, 0]',
+        'points.17.lab_runs.2.pred_counts.validation [0, 0, 712, 0, 0, 0, 0, 0]',
+        'points.19.lab_runs.0.pred_counts.validation [1008, 0]',
+        'points.19.lab_runs.1.pred_counts.validation [1000, 0]',
     ]),
     "results/parameterisation/bone/results.json": (
         "lr-sweep points one step above an adapter's best rate (LoRA 1e-2, Bat 3e-3) collapse to one sst2 class; they are kept "
