@@ -326,7 +326,7 @@ def run_throughput(
     try:
         tok, batches, length_info = _setup(kw["tokenizer"], kw["split"], kw["limit"], kw["seq_len"], kw["batch_size"],
                                            kw["n_batches"], mlm_probability, seed, kw["lengths"])
-        skipped = {}
+        skipped, failed = {}, {}  # skipped: left out on purpose, with the reason; failed: asked for, but building it raised
         why, probe = _bf16_probe(precisions, device, kw["allow_slow_bf16"])
         if why:
             skipped["bf16"] = why
@@ -354,16 +354,16 @@ def run_throughput(
                 with torch.no_grad(): parity = abs(float(off_model(**small).loss) - float(hf_model(**small).loss))
                 contenders.append(Contender("hf_bert", "HF BertForMaskedLM (sdpa)", hf_model, off,
                                             note="weights copied from the switches-off model"))
-            except Exception as e:  # transformers missing or incompatible: say so, keep the other rows
-                skipped["hf_bert"] = f"{type(e).__name__}: {e}"
+            except Exception as e:  # transformers missing or incompatible: a failed row (hf=False leaves it out), the others still run
+                failed["hf_bert"] = f"{type(e).__name__}: {e}"
         if original_src is not None:
             try:
                 model, note = load_original(original_src, cfg)
                 contenders.append(Contender("original", "original MosaicBERT (mosaicml/examples)", model, cfg, note=note))
             except Exception as e:
-                skipped["original"] = f"{type(e).__name__}: {e}"
-        for k, w in skipped.items():
-            if verbose and k != "bf16": print(f"SKIPPED {k}: {w}")
+                failed["original"] = f"{type(e).__name__}: {e}"
+        for k, w in failed.items():
+            if verbose: print(f"FAILED {k}: {w}")
         rows = measure(contenders, batches, precisions, kw["warmup"], kw["steps"], kw["repeats"], device, log)
         peak1 = _peaks(precisions, device, kw["peak_n"])
     finally:
@@ -379,7 +379,7 @@ def run_throughput(
               "peak_flops": peak, "peak_flops_measured": measured,
               "peak_source": "given" if peak_flops else "measured: best square matmul in this run", "bf16_probe": probe,
               "hf_parity_loss_diff": parity, "rows": rows, "ratios_vs_hf": _ratios(rows, "hf_bert"),
-              "ratios_vs_original": _ratios(rows, "original"), "skipped": skipped}
+              "ratios_vs_original": _ratios(rows, "original"), "skipped": skipped, "failed": failed}
     result = _finish(result, json_path, command, device, verbose)
     if verbose: print_throughput(result)
     return result
@@ -431,6 +431,7 @@ def print_throughput(result: dict):
     if result.get("hf_parity_loss_diff") is not None:
         print(f"HF BERT vs switches off, same weights, eval loss difference: {result['hf_parity_loss_diff']:.1e}")
     for k, why in result.get("skipped", {}).items(): print(f"skipped {k}: {why}")
+    for k, why in result.get("failed", {}).items(): print(f"FAILED {k}: {why}")   # older files have no failed rows
 
 def throughput_figure(result: dict):
     "Bar chart of median tokens/s per model (bars: min to max over rounds), one dropdown entry per precision."
@@ -580,8 +581,8 @@ def _run_cli(fn: Callable, args) -> int:
         print(f"mosaiclab bench {args.bench}: error: argument --lengths: {e}", file=sys.stderr)
         return 2
     # `command` is the subparsers' dest in the console script, not run_throughput's `command`: this process's command line is recorded
-    fn(**{k: v for k, v in vars(args).items() if k in params and k != "command"})
-    return 0
+    result = fn(**{k: v for k, v in vars(args).items() if k in params and k != "command"})
+    return 1 if result.get("failed") else 0   # a row that was asked for and failed is an error, though the others were measured
 
 def bench_main(argv: list[str] | None = None) -> int:
     "Run `throughput ...` or `ablation ...` as a program (what `mosaiclab bench` runs)."

