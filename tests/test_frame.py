@@ -62,7 +62,7 @@ def test_headline_table_matches_the_committed_results():
     out = subprocess.run([sys.executable, "scripts/headline.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() and out.strip() in (ROOT / "README.md").read_text()
 
-PARTS = ("parameterisation", "curation", "objectives", "growth", "science")
+PARTS = ("parameterisation", "curation", "objectives", "growth", "transfer", "science")
 SPINE_MAX = 17  # the spine (about 15 modules) plus the datasets loader and the experiment harness
 
 def test_layout_spine_on_top_and_methods_in_their_parts():

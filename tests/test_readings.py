@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("parameterisation", "curation", "objectives", "growth", "science")
+PARTS = ("parameterisation", "curation", "objectives", "growth", "transfer", "science")
 HEADING = re.compile(r"^#{2,3}\s+Reading of the results\s*$", re.M)
 ANY_HEADING = re.compile(r"^#{1,3}\s", re.M)
 VERDICT = re.compile(r"\*\*Verdict: (reproduced|partly reproduced|not reproduced)\b", re.I)
