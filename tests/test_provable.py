@@ -222,3 +222,26 @@ def test_compare_bad_input():
     t = _task(d=3)
     with pytest.raises(ValueError, match="at least one"): compare(t, [], [10])
     with pytest.raises(ValueError, match="m >= K"): compare(t, [5], [1])
+
+# --- the experiment script and the chapter's figures ------------------------------------------------------------------
+
+def test_quick_run_writes_results_the_figures_read(tmp_path):
+    import json, os, subprocess, sys
+    from pathlib import Path
+    from mosaiclab.science.provable import excess_risk_figure, constants_figure
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, "experiments/science/provable_advantage.py", "--quick", "--allow-dirty", "--out", str(tmp_path)],
+                       cwd=root, env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["experiment"] == "provable_advantage" and "--quick" in res["command"]
+    ns, ms = [str(n) for n in res["setup"]["ns"]], [str(m) for m in res["setup"]["ms"]]
+    assert list(res["pretrained"]) == ms and all(list(res["pretrained"][m]) == ns for m in ms)
+    assert all(v > 0 for m in ms for n in ns for v in res["pretrained"][m][n].values())
+    # the baseline is the best penalty in hindsight: never above any one penalty's curve
+    for n in ns:
+        for s, v in res["supervised"]["best"][n].items():
+            assert v == min(c[n][s] for c in res["supervised"]["by_l2"].values())
+    assert set(res["verdicts"]["vs_supervised"]) == set(ms) and all(list(v) == ns for v in res["verdicts"]["vs_supervised"].values())
+    assert len(excess_risk_figure(res).data) == len(ms) + 1
+    assert len(constants_figure(res).data) == 2 and list(constants_figure(res).data[0].x) == res["setup"]["dims"]
