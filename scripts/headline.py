@@ -30,6 +30,11 @@ def main():
         by_seed = lambda src, t: {r["seed"]: r["score"] for r in f[src]["runs"] if r["task"] == t}
         return {t: paired_diff(by_seed(b, t), by_seed(a, t)) for t in f[a]["summary"]["tasks"]}
     n_seeds = min(n for _, _, n in gain(rand, pre).values())
+    from mosaiclab.experiment import paired_verdict
+    mr = load("masking_rate", "results.json"); mr_steps = mr["runs"][0]["summary"]["steps"]
+    at = lambda p, f: {r["seed"]: f(r) for r in mr["runs"] if r["mlm_probability"] == p}
+    ml = paired_verdict(at(0.3, lambda r: r["summary"]["eval_loss"]), at(0.15, lambda r: r["summary"]["eval_loss"]), sign=-1)
+    ms = paired_verdict(at(0.3, lambda r: r["lab_suite"]["summary"]["average"]), at(0.15, lambda r: r["lab_suite"]["summary"]["average"]))
     lng = load("finetune", "defmatch_long.json") if (ROOT / "results" / "finetune" / "defmatch_long.json").exists() else None
     if lng:   # the same paired gain, on the longer fine-tune's file
         lf = lng["results"]; lsrc = {v["source"]: k for k, v in lf.items()}; lr = lsrc["random:lab"]; lp = next(k for k in lf if k != lr)
@@ -65,6 +70,10 @@ def main():
              f"average {avg[labref] - avg[rand]:+.1f} points; "
              + ", ".join(f"{t} {m:+.1f} ± {sd:.1f}" for t, (m, sd, n) in gain(rand, labref).items()),
              "results/finetune/lab_suite.json"),
+            ("30% vs 15% masking (the lab preset, paired over pretraining seeds; loss scored at 15%)",
+             f"validation loss {ml['mean']:+.3f} ± {ml['std']:.3f} nats ({ml['verdict']}); lab-suite average "
+             f"{ms['mean']:+.1f} ± {ms['std']:.1f} points ({ms['verdict']}); {ml['n']} seeds, {mr_steps} steps",
+             "results/masking_rate/results.json"),
             ("validation MLM loss on a fixed text (the first corpus's validation split, 15% masking)",
              (f"default `mosaiclab pretrain`: {dfix['eval_loss']:.2f} nats; " if dfix else "") + f"lab-ref: {fixed['eval_loss']:.2f} nats",
              "results/finetune/fixed_eval.json, results/lab_ref/fixed_eval.json")]
