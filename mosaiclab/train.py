@@ -4,7 +4,7 @@
 
 # %% ../nbs/mosaicbert/09_pretraining.ipynb #ed12b15f
 from __future__ import annotations
-import dataclasses, json, math, os, random, shutil, signal, sys, time
+import dataclasses, errno, json, math, os, random, shutil, signal, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Sequence
@@ -174,19 +174,53 @@ def _set_rng_state(s: dict):
     random.setstate((3, tuple(s["python"]), None))
     if s.get("cuda") and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
 
+def _point_latest(ckdir: Path, name: str):
+    "Point `checkpoints/latest` at the folder `name`, in one atomic rename."
+    (ckdir / "latest.tmp").write_text(name + "\n"); os.replace(ckdir / "latest.tmp", ckdir / "latest")
+
+def _step_folders(ckdir: Path) -> list[tuple[int, Path]]:
+    "The `step-N` checkpoint folders of `ckdir`, by step."
+    return sorted((int(p.name[5:]), p) for p in ckdir.glob("step-*") if p.name[5:].isdigit() and p.is_dir())
+
 def save_checkpoint(run_dir: Path, step: int, model: nn.Module, opt, sched, stream_state: dict, cfg: TrainConfig,
-                    keep: int = 2) -> Path:
+                    keep: int = 2,  # checkpoints kept up to this step, this one included (<= 0: all)
+                    ) -> Path:
     "Write `checkpoints/step-N` atomically, point `checkpoints/latest` at it, keep the newest `keep` (`opt=None`: weights only)."
     ckdir = Path(run_dir) / "checkpoints"; ckdir.mkdir(parents=True, exist_ok=True)
     final, tmp = ckdir / f"step-{step:08d}", ckdir / f".step-{step:08d}.tmp"
-    if tmp.exists(): shutil.rmtree(tmp)
-    save_pretrained(model, tmp)
-    torch.save({"step": step, "optimizer": opt.state_dict() if opt is not None else None, "scheduler": sched.state_dict(), "rng": _rng_state(),
-                "stream": stream_state, "config": cfg.to_dict()}, tmp / "trainer.pt")
-    if final.exists(): shutil.rmtree(final)
+    latest = (ckdir / "latest").read_text().strip() if (ckdir / "latest").exists() else None
+    for p in ckdir.glob(".step-*"):      # what a killed save left behind (never what `latest` names): free it first
+        if p.name != latest: shutil.rmtree(p) if p.is_dir() else p.unlink()
+    try:
+        save_pretrained(model, tmp)
+        torch.save({"step": step, "optimizer": opt.state_dict() if opt is not None else None, "scheduler": sched.state_dict(),
+                    "rng": _rng_state(), "stream": stream_state, "config": cfg.to_dict()}, tmp / "trainer.pt")
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(e, (OSError, RuntimeError)) and type(e).__name__ != "SafetensorError": raise
+        # a full disk or a quota: torch.save and safetensors say so in their own words ("unexpected pos 576 vs 534"),
+        # so say what failed, how much room is left and that the previous checkpoint is untouched
+        free = shutil.disk_usage(ckdir).free / 2**20
+        raise OSError(e.errno if isinstance(e, OSError) and e.errno else errno.EIO,
+                      f"could not write checkpoint {final.name} in {ckdir} ({type(e).__name__}: {' '.join(str(e).split())[:200]}; "
+                      f"{free:.1f} MiB free there). Its partial files were removed; latest is still "
+                      f"{latest or 'unset (no earlier checkpoint)'}") from None
+    if final.exists():
+        # this step was saved before, by a run later resumed from an older checkpoint, and `latest` may name it: while
+        # it is replaced, `latest` names a hard-linked twin of the new checkpoint, so a kill -9 between any two of
+        # these lines leaves `latest` naming a complete checkpoint
+        twin = ckdir / f".step-{step:08d}.new"
+        shutil.copytree(tmp, twin, copy_function=os.link)
+        _point_latest(ckdir, twin.name)
+        shutil.rmtree(final)
     os.replace(tmp, final)
-    (ckdir / "latest.tmp").write_text(final.name + "\n"); os.replace(ckdir / "latest.tmp", ckdir / "latest")
-    for old in sorted(p for p in ckdir.glob("step-*") if p.is_dir())[:-keep]: shutil.rmtree(old)
+    _point_latest(ckdir, final.name)
+    for p in ckdir.glob(".step-*"): shutil.rmtree(p)
+    # keep the newest `keep` up to this step; newer ones (left by a run that was resumed from an older checkpoint)
+    # count for nothing, or `keep=1` would delete the checkpoint just written
+    older = [p for s, p in _step_folders(ckdir) if s < step]
+    if keep > 0:
+        for p in older[:max(0, len(older) - (keep - 1))]: shutil.rmtree(p)
     return final
 
 def find_checkpoint(path: Path) -> Path:
@@ -208,9 +242,16 @@ def read_checkpoint(path: Path) -> tuple[Path, dict, dict]:
         weights = load_file(str(path / "model.safetensors"))
         state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
     except Exception as e:
-        others = sorted(p.name for p in path.parent.glob("step-*") if p != path)
+        others = sorted(p.name for _, p in _step_folders(path.parent) if p != path)
         raise CheckpointError(f"checkpoint {path} is corrupted or truncated ({type(e).__name__}: {str(e)[:200]}). "
                               f"Other checkpoints here: {', '.join(others) or 'none'}; resume from one with --resume PATH") from None
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"{path / 'trainer.pt'} is not a mosaiclab trainer state (it has no config)")
+    try: TrainConfig.from_dict(state["config"])
+    except (TypeError, ValueError) as e:   # a key this version does not know: most likely written by a newer mosaiclab
+        from mosaiclab import __version__
+        raise CheckpointError(f"{path / 'trainer.pt'} holds a config this mosaiclab ({__version__}) cannot read ({e}): was it "
+                              "written by a newer version? Resume it with that version") from None
     return path, weights, state
 
 # Fields that may change between a run and its resumption without changing what is computed
