@@ -4,7 +4,7 @@
 
 # %% ../nbs/mosaicbert/09_pretraining.ipynb #ed12b15f
 from __future__ import annotations
-import dataclasses, errno, json, math, os, random, shutil, signal, sys, time
+import dataclasses, errno, json, math, os, random, re, shutil, signal, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Sequence
@@ -182,6 +182,15 @@ def _step_folders(ckdir: Path) -> list[tuple[int, Path]]:
     "The `step-N` checkpoint folders of `ckdir`, by step."
     return sorted((int(p.name[5:]), p) for p in ckdir.glob("step-*") if p.name[5:].isdigit() and p.is_dir())
 
+def _write_error(e: Exception, free_mib: float, what: str, after: str) -> OSError:
+    "One OSError for a failed write, with its errno: torch.save and safetensors report a full disk in their own words."
+    msg = " ".join(str(e).split())[:200]
+    if isinstance(e, OSError) and e.errno: code = e.errno
+    elif m := re.search(r"os error (\d+)", msg): code = int(m.group(1))        # safetensors (Rust): "... (os error 28)"
+    elif free_mib < 1: code = errno.ENOSPC     # torch.save says only "unexpected pos 576 vs 534": judge by the room left
+    else: code = errno.EIO
+    return OSError(code, f"{what}: {os.strerror(code)} ({type(e).__name__}: {msg}; {free_mib:.1f} MiB were free). {after}")
+
 def save_checkpoint(run_dir: Path, step: int, model: nn.Module, opt, sched, stream_state: dict, cfg: TrainConfig,
                     keep: int = 2,  # checkpoints kept up to this step, this one included (<= 0: all)
                     ) -> Path:
@@ -196,15 +205,11 @@ def save_checkpoint(run_dir: Path, step: int, model: nn.Module, opt, sched, stre
         torch.save({"step": step, "optimizer": opt.state_dict() if opt is not None else None, "scheduler": sched.state_dict(),
                     "rng": _rng_state(), "stream": stream_state, "config": cfg.to_dict()}, tmp / "trainer.pt")
     except BaseException as e:
+        free = shutil.disk_usage(ckdir).free / 2**20      # before the partial files go: what the write ran into
         shutil.rmtree(tmp, ignore_errors=True)
         if not isinstance(e, (OSError, RuntimeError)) and type(e).__name__ != "SafetensorError": raise
-        # a full disk or a quota: torch.save and safetensors say so in their own words ("unexpected pos 576 vs 534"),
-        # so say what failed, how much room is left and that the previous checkpoint is untouched
-        free = shutil.disk_usage(ckdir).free / 2**20
-        raise OSError(e.errno if isinstance(e, OSError) and e.errno else errno.EIO,
-                      f"could not write checkpoint {final.name} in {ckdir} ({type(e).__name__}: {' '.join(str(e).split())[:200]}; "
-                      f"{free:.1f} MiB free there). Its partial files were removed; latest is still "
-                      f"{latest or 'unset (no earlier checkpoint)'}") from None
+        raise _write_error(e, free, f"could not write checkpoint {final.name} in {ckdir}",
+                           f"Its partial files were removed; latest is still {latest or 'unset (no earlier checkpoint)'}") from None
     if final.exists():
         # this step was saved before, by a run later resumed from an older checkpoint, and `latest` may name it: while
         # it is replaced, `latest` names a hard-linked twin of the new checkpoint, so a kill -9 between any two of
@@ -230,7 +235,10 @@ def find_checkpoint(path: Path) -> Path:
     for ck in (path / "checkpoints", path):
         if (ck / "latest").exists():
             target = ck / (ck / "latest").read_text().strip()
-            if not target.exists(): raise CheckpointError(f"{ck / 'latest'} points to {target.name}, which does not exist")
+            if not target.exists():
+                others = ", ".join(p.name for _, p in _step_folders(ck)) or "none"
+                raise CheckpointError(f"{ck / 'latest'} points to {target.name}, which does not exist. Other checkpoints here: "
+                                      f"{others}; resume from one with --resume PATH")
             return target
     raise CheckpointError(f"no checkpoint found in {path}")
 
@@ -238,13 +246,14 @@ def read_checkpoint(path: Path) -> tuple[Path, dict, dict]:
     "The checkpoint folder `path` names, its weights and its trainer state; a clear error if either file is damaged."
     from safetensors.torch import load_file
     path = find_checkpoint(path)
-    try:
-        weights = load_file(str(path / "model.safetensors"))
-        state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
-    except Exception as e:
+    def damaged(name: str, e: Exception) -> CheckpointError:
         others = sorted(p.name for _, p in _step_folders(path.parent) if p != path)
-        raise CheckpointError(f"checkpoint {path} is corrupted or truncated ({type(e).__name__}: {str(e)[:200]}). "
-                              f"Other checkpoints here: {', '.join(others) or 'none'}; resume from one with --resume PATH") from None
+        return CheckpointError(f"checkpoint {path} is corrupted or truncated: {name} ({type(e).__name__}: {str(e)[:200]}). "
+                               f"Other checkpoints here: {', '.join(others) or 'none'}; resume from one with --resume PATH")
+    try: weights = load_file(str(path / "model.safetensors"))
+    except Exception as e: raise damaged("model.safetensors", e) from None
+    try: state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
+    except Exception as e: raise damaged("trainer.pt", e) from None
     if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
         raise CheckpointError(f"{path / 'trainer.pt'} is not a mosaiclab trainer state (it has no config)")
     try: TrainConfig.from_dict(state["config"])
@@ -437,7 +446,11 @@ def pretrain(cfg: TrainConfig,
     per_rank = G // dist.world_size
     n_micro = math.ceil(per_rank / cfg.micro_batch)
     if resume and dist.enabled and cfg.distributed == "fsdp":
-        raise NotImplementedError("resuming an FSDP run is not supported yet: resume with distributed='ddp'")
+        # the reason, not just the refusal: a DDP checkpoint is resumable, an FSDP one is a set of weights
+        raise NotImplementedError("resuming with distributed='fsdp' is not supported: FSDP2 shards the optimizer state across "
+                                  "ranks and reading or writing it needs torch.distributed.checkpoint, which this trainer does "
+                                  "not use, so its FSDP checkpoints hold the full weights but no optimizer state. Resume a DDP "
+                                  "run's checkpoint with distributed='ddp', or start a new run from an FSDP checkpoint's weights")
     if not resume and (run_dir / "checkpoints" / "latest").exists():
         raise CheckpointError(f"{run_dir} already holds a run: resume it (--resume) or choose another --out; nothing was overwritten")
     if extend and not resume: raise ValueError("extend continues a run: it needs resume")
@@ -505,7 +518,7 @@ def pretrain(cfg: TrainConfig,
         bar = tqdm(total=cfg.max_steps, initial=start, desc="pretrain", unit="step", dynamic_ncols=True)
     wrapped.train()
     t_train, win_tokens, win_time = 0.0, 0, 0.0
-    stop, step, last_eval = None, start, {}
+    stop, step, last_eval = None, start - 1, {}   # step + 1 is the steps done, also when a finished run is resumed
     with _StopFlag() as flag:
         for step in range(start, cfg.max_steps):
             t0 = time.perf_counter()
