@@ -174,6 +174,11 @@ def _set_rng_state(s: dict):
     random.setstate((3, tuple(s["python"]), None))
     if s.get("cuda") and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
 
+def _rank_rng(saved: dict | list, rank: int) -> dict:
+    "This rank's random-number state in a checkpoint: one dict (one process), or a list with one per rank (DDP, FSDP)."
+    if isinstance(saved, dict): return saved
+    return saved[rank] if rank < len(saved) else saved[0]   # another world size: the run cannot repeat bit for bit anyway
+
 def _point_latest(ckdir: Path, name: str):
     "Point `checkpoints/latest` at the folder `name`, in one atomic rename."
     (ckdir / "latest.tmp").write_text(name + "\n"); os.replace(ckdir / "latest.tmp", ckdir / "latest")
@@ -193,6 +198,7 @@ def _write_error(e: Exception, free_mib: float, what: str, after: str) -> OSErro
 
 def save_checkpoint(run_dir: Path, step: int, model: nn.Module, opt, sched, stream_state: dict, cfg: TrainConfig,
                     keep: int = 2,  # checkpoints kept up to this step, this one included (<= 0: all)
+                    rng: dict | list | None = None,  # random-number states (default: this process's; a list: one per rank)
                     ) -> Path:
     "Write `checkpoints/step-N` atomically, point `checkpoints/latest` at it, keep the newest `keep` (`opt=None`: weights only)."
     ckdir = Path(run_dir) / "checkpoints"; ckdir.mkdir(parents=True, exist_ok=True)
@@ -203,7 +209,7 @@ def save_checkpoint(run_dir: Path, step: int, model: nn.Module, opt, sched, stre
     try:
         save_pretrained(model, tmp)
         torch.save({"step": step, "optimizer": opt.state_dict() if opt is not None else None, "scheduler": sched.state_dict(),
-                    "rng": _rng_state(), "stream": stream_state, "config": cfg.to_dict()}, tmp / "trainer.pt")
+                    "rng": rng or _rng_state(), "stream": stream_state, "config": cfg.to_dict()}, tmp / "trainer.pt")
     except BaseException as e:
         free = shutil.disk_usage(ckdir).free / 2**20      # before the partial files go: what the write ran into
         shutil.rmtree(tmp, ignore_errors=True)
@@ -483,7 +489,7 @@ def pretrain(cfg: TrainConfig,
     start = 0
     if state is not None:
         opt.load_state_dict(state["optimizer"]); sched.load_state_dict(state["scheduler"])
-        stream.load_state_dict(state["stream"]); _set_rng_state(state["rng"]); start = state["step"]
+        stream.load_state_dict(state["stream"]); _set_rng_state(_rank_rng(state["rng"], dist.rank)); start = state["step"]
         if extended:  # the saved scheduler holds the old plan's LR: set this step's LR from the re-planned schedule
             sched.last_epoch = start
             for g, base, lam in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas): g["lr"] = base * lam(start)
@@ -504,10 +510,13 @@ def pretrain(cfg: TrainConfig,
                                f"(LR now {extended['lr']:.3g})")
     def checkpoint(step: int):
         plain = _plain_model(wrapped, cfg, dist)
+        rng = _rng_state()
+        if dist.enabled:   # every rank's: a rank's dropout draws depend on its slice's token count, so the states differ
+            rng = [None] * dist.world_size; torch.distributed.all_gather_object(rng, _rng_state())
         if dist.is_main:
             # FSDP shards the optimizer state across ranks: its checkpoints hold the full weights, not the optimizer
             fsdp = dist.enabled and cfg.distributed == "fsdp"
-            path = save_checkpoint(run_dir, step, plain, None if fsdp else opt, sched, stream.state_dict(), cfg, cfg.keep_checkpoints)
+            path = save_checkpoint(run_dir, step, plain, None if fsdp else opt, sched, stream.state_dict(), cfg, cfg.keep_checkpoints, rng)
             for cb in callbacks: cb.on_checkpoint(step, path)
         if dist.enabled: torch.distributed.barrier()
 
