@@ -119,7 +119,13 @@ def cmd_pretrain(args) -> int:
     base = None
     if args.resume and (Path(args.out) / "config.json").exists():  # continue with the run's own config
         from mosaiclab.train import TrainConfig
-        base = TrainConfig.from_dict(json.loads((Path(args.out) / "config.json").read_text()))
+        f = Path(args.out) / "config.json"
+        try: saved = json.loads(f.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e: raise ValueError(f"{f} is not a JSON file ({e}): the run folder is damaged") from None
+        try: base = TrainConfig.from_dict(saved)
+        except (TypeError, ValueError) as e:   # a key this version does not know: most likely written by a newer mosaiclab
+            raise ValueError(f"{f} holds a config this mosaiclab ({mosaiclab.__version__}) cannot read ({e}): was it written "
+                             "by a newer version? Resume it with that version") from None
     cfg = resolve_config(args.preset, args.config, args.set or [], args.max_steps, args.max_minutes, base=base)
     check_runnable(cfg)
     out = Path(args.out or f"runs/{args.preset or 'lab'}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -435,7 +435,11 @@ def from_pretrained(path: str | Path, map_location: str = "cpu") -> nn.Module:
                 else f"a pretraining run folder: its model is in {path / 'model'}" if (path / "model" / "config.json").exists()
                 else "it lacks the 'architecture' and 'config' that save_pretrained writes")
         raise ValueError(f"{path / 'config.json'} is not a mosaiclab model config: {hint}")
-    cfg = MosaicBertConfig.from_dict(meta["config"])
+    try: cfg = MosaicBertConfig.from_dict(meta["config"])
+    except (TypeError, ValueError) as e:   # a field this version does not know: most likely saved by a newer mosaiclab
+        from mosaiclab import __version__
+        raise ValueError(f"{path / 'config.json'} holds a model config this mosaiclab ({__version__}) cannot build ({e}): "
+                         "was it saved by a newer version? Load it with that version") from None
     kind = meta.get("architecture")
     if kind == "mlm": model = MosaicBertForMaskedLM(cfg)
     elif kind == "classifier": model = MosaicBertForSequenceClassification(cfg, meta["num_labels"])

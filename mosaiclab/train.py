@@ -4,7 +4,7 @@
 
 # %% ../nbs/mosaicbert/09_pretraining.ipynb #ed12b15f
 from __future__ import annotations
-import dataclasses, json, math, os, random, shutil, signal, sys, time
+import dataclasses, errno, json, math, os, random, re, shutil, signal, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Sequence
@@ -174,19 +174,64 @@ def _set_rng_state(s: dict):
     random.setstate((3, tuple(s["python"]), None))
     if s.get("cuda") and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
 
+def _rank_rng(saved: dict | list, rank: int) -> dict:
+    "This rank's random-number state in a checkpoint: one dict (one process), or a list with one per rank (DDP, FSDP)."
+    if isinstance(saved, dict): return saved
+    return saved[rank] if rank < len(saved) else saved[0]   # another world size: the run cannot repeat bit for bit anyway
+
+def _point_latest(ckdir: Path, name: str):
+    "Point `checkpoints/latest` at the folder `name`, in one atomic rename."
+    (ckdir / "latest.tmp").write_text(name + "\n"); os.replace(ckdir / "latest.tmp", ckdir / "latest")
+
+def _step_folders(ckdir: Path) -> list[tuple[int, Path]]:
+    "The `step-N` checkpoint folders of `ckdir`, by step."
+    return sorted((int(p.name[5:]), p) for p in ckdir.glob("step-*") if p.name[5:].isdigit() and p.is_dir())
+
+def _write_error(e: Exception, free_mib: float, what: str, after: str) -> OSError:
+    "One OSError for a failed write, with its errno: torch.save and safetensors report a full disk in their own words."
+    msg = " ".join(str(e).split())[:200]
+    if isinstance(e, OSError) and e.errno: code = e.errno
+    elif m := re.search(r"os error (\d+)", msg): code = int(m.group(1))        # safetensors (Rust): "... (os error 28)"
+    elif free_mib < 1: code = errno.ENOSPC     # torch.save says only "unexpected pos 576 vs 534": judge by the room left
+    else: code = errno.EIO
+    return OSError(code, f"{what}: {os.strerror(code)} ({type(e).__name__}: {msg}; {free_mib:.1f} MiB were free). {after}")
+
 def save_checkpoint(run_dir: Path, step: int, model: nn.Module, opt, sched, stream_state: dict, cfg: TrainConfig,
-                    keep: int = 2) -> Path:
+                    keep: int = 2,  # checkpoints kept up to this step, this one included (<= 0: all)
+                    rng: dict | list | None = None,  # random-number states (default: this process's; a list: one per rank)
+                    ) -> Path:
     "Write `checkpoints/step-N` atomically, point `checkpoints/latest` at it, keep the newest `keep` (`opt=None`: weights only)."
     ckdir = Path(run_dir) / "checkpoints"; ckdir.mkdir(parents=True, exist_ok=True)
     final, tmp = ckdir / f"step-{step:08d}", ckdir / f".step-{step:08d}.tmp"
-    if tmp.exists(): shutil.rmtree(tmp)
-    save_pretrained(model, tmp)
-    torch.save({"step": step, "optimizer": opt.state_dict() if opt is not None else None, "scheduler": sched.state_dict(), "rng": _rng_state(),
-                "stream": stream_state, "config": cfg.to_dict()}, tmp / "trainer.pt")
-    if final.exists(): shutil.rmtree(final)
+    latest = (ckdir / "latest").read_text().strip() if (ckdir / "latest").exists() else None
+    for p in ckdir.glob(".step-*"):      # what a killed save left behind (never what `latest` names): free it first
+        if p.name != latest: shutil.rmtree(p) if p.is_dir() else p.unlink()
+    try:
+        save_pretrained(model, tmp)
+        torch.save({"step": step, "optimizer": opt.state_dict() if opt is not None else None, "scheduler": sched.state_dict(),
+                    "rng": rng or _rng_state(), "stream": stream_state, "config": cfg.to_dict()}, tmp / "trainer.pt")
+    except BaseException as e:
+        free = shutil.disk_usage(ckdir).free / 2**20      # before the partial files go: what the write ran into
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(e, (OSError, RuntimeError)) and type(e).__name__ != "SafetensorError": raise
+        raise _write_error(e, free, f"could not write checkpoint {final.name} in {ckdir}",
+                           f"Its partial files were removed; latest is still {latest or 'unset (no earlier checkpoint)'}") from None
+    if final.exists():
+        # this step was saved before, by a run later resumed from an older checkpoint, and `latest` may name it: while
+        # it is replaced, `latest` names a hard-linked twin of the new checkpoint, so a kill -9 between any two of
+        # these lines leaves `latest` naming a complete checkpoint
+        twin = ckdir / f".step-{step:08d}.new"
+        shutil.copytree(tmp, twin, copy_function=os.link)
+        _point_latest(ckdir, twin.name)
+        shutil.rmtree(final)
     os.replace(tmp, final)
-    (ckdir / "latest.tmp").write_text(final.name + "\n"); os.replace(ckdir / "latest.tmp", ckdir / "latest")
-    for old in sorted(p for p in ckdir.glob("step-*") if p.is_dir())[:-keep]: shutil.rmtree(old)
+    _point_latest(ckdir, final.name)
+    for p in ckdir.glob(".step-*"): shutil.rmtree(p)
+    # keep the newest `keep` up to this step; newer ones (left by a run that was resumed from an older checkpoint)
+    # count for nothing, or `keep=1` would delete the checkpoint just written
+    older = [p for s, p in _step_folders(ckdir) if s < step]
+    if keep > 0:
+        for p in older[:max(0, len(older) - (keep - 1))]: shutil.rmtree(p)
     return final
 
 def find_checkpoint(path: Path) -> Path:
@@ -196,7 +241,10 @@ def find_checkpoint(path: Path) -> Path:
     for ck in (path / "checkpoints", path):
         if (ck / "latest").exists():
             target = ck / (ck / "latest").read_text().strip()
-            if not target.exists(): raise CheckpointError(f"{ck / 'latest'} points to {target.name}, which does not exist")
+            if not target.exists():
+                others = ", ".join(p.name for _, p in _step_folders(ck)) or "none"
+                raise CheckpointError(f"{ck / 'latest'} points to {target.name}, which does not exist. Other checkpoints here: "
+                                      f"{others}; resume from one with --resume PATH")
             return target
     raise CheckpointError(f"no checkpoint found in {path}")
 
@@ -204,13 +252,21 @@ def read_checkpoint(path: Path) -> tuple[Path, dict, dict]:
     "The checkpoint folder `path` names, its weights and its trainer state; a clear error if either file is damaged."
     from safetensors.torch import load_file
     path = find_checkpoint(path)
-    try:
-        weights = load_file(str(path / "model.safetensors"))
-        state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
-    except Exception as e:
-        others = sorted(p.name for p in path.parent.glob("step-*") if p != path)
-        raise CheckpointError(f"checkpoint {path} is corrupted or truncated ({type(e).__name__}: {str(e)[:200]}). "
-                              f"Other checkpoints here: {', '.join(others) or 'none'}; resume from one with --resume PATH") from None
+    def damaged(name: str, e: Exception) -> CheckpointError:
+        others = sorted(p.name for _, p in _step_folders(path.parent) if p != path)
+        return CheckpointError(f"checkpoint {path} is corrupted or truncated: {name} ({type(e).__name__}: {str(e)[:200]}). "
+                               f"Other checkpoints here: {', '.join(others) or 'none'}; resume from one with --resume PATH")
+    try: weights = load_file(str(path / "model.safetensors"))
+    except Exception as e: raise damaged("model.safetensors", e) from None
+    try: state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
+    except Exception as e: raise damaged("trainer.pt", e) from None
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"{path / 'trainer.pt'} is not a mosaiclab trainer state (it has no config)")
+    try: TrainConfig.from_dict(state["config"])
+    except (TypeError, ValueError) as e:   # a key this version does not know: most likely written by a newer mosaiclab
+        from mosaiclab import __version__
+        raise CheckpointError(f"{path / 'trainer.pt'} holds a config this mosaiclab ({__version__}) cannot read ({e}): was it "
+                              "written by a newer version? Resume it with that version") from None
     return path, weights, state
 
 # Fields that may change between a run and its resumption without changing what is computed
@@ -396,7 +452,11 @@ def pretrain(cfg: TrainConfig,
     per_rank = G // dist.world_size
     n_micro = math.ceil(per_rank / cfg.micro_batch)
     if resume and dist.enabled and cfg.distributed == "fsdp":
-        raise NotImplementedError("resuming an FSDP run is not supported yet: resume with distributed='ddp'")
+        # the reason, not just the refusal: a DDP checkpoint is resumable, an FSDP one is a set of weights
+        raise NotImplementedError("resuming with distributed='fsdp' is not supported: FSDP2 shards the optimizer state across "
+                                  "ranks and reading or writing it needs torch.distributed.checkpoint, which this trainer does "
+                                  "not use, so its FSDP checkpoints hold the full weights but no optimizer state. Resume a DDP "
+                                  "run's checkpoint with distributed='ddp', or start a new run from an FSDP checkpoint's weights")
     if not resume and (run_dir / "checkpoints" / "latest").exists():
         raise CheckpointError(f"{run_dir} already holds a run: resume it (--resume) or choose another --out; nothing was overwritten")
     if extend and not resume: raise ValueError("extend continues a run: it needs resume")
@@ -429,7 +489,7 @@ def pretrain(cfg: TrainConfig,
     start = 0
     if state is not None:
         opt.load_state_dict(state["optimizer"]); sched.load_state_dict(state["scheduler"])
-        stream.load_state_dict(state["stream"]); _set_rng_state(state["rng"]); start = state["step"]
+        stream.load_state_dict(state["stream"]); _set_rng_state(_rank_rng(state["rng"], dist.rank)); start = state["step"]
         if extended:  # the saved scheduler holds the old plan's LR: set this step's LR from the re-planned schedule
             sched.last_epoch = start
             for g, base, lam in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas): g["lr"] = base * lam(start)
@@ -450,10 +510,13 @@ def pretrain(cfg: TrainConfig,
                                f"(LR now {extended['lr']:.3g})")
     def checkpoint(step: int):
         plain = _plain_model(wrapped, cfg, dist)
+        rng = _rng_state()
+        if dist.enabled:   # every rank's: a rank's dropout draws depend on its slice's token count, so the states differ
+            rng = [None] * dist.world_size; torch.distributed.all_gather_object(rng, _rng_state())
         if dist.is_main:
             # FSDP shards the optimizer state across ranks: its checkpoints hold the full weights, not the optimizer
             fsdp = dist.enabled and cfg.distributed == "fsdp"
-            path = save_checkpoint(run_dir, step, plain, None if fsdp else opt, sched, stream.state_dict(), cfg, cfg.keep_checkpoints)
+            path = save_checkpoint(run_dir, step, plain, None if fsdp else opt, sched, stream.state_dict(), cfg, cfg.keep_checkpoints, rng)
             for cb in callbacks: cb.on_checkpoint(step, path)
         if dist.enabled: torch.distributed.barrier()
 
@@ -464,7 +527,7 @@ def pretrain(cfg: TrainConfig,
         bar = tqdm(total=cfg.max_steps, initial=start, desc="pretrain", unit="step", dynamic_ncols=True)
     wrapped.train()
     t_train, win_tokens, win_time = 0.0, 0, 0.0
-    stop, step, last_eval = None, start, {}
+    stop, step, last_eval = None, start - 1, {}   # step + 1 is the steps done, also when a finished run is resumed
     with _StopFlag() as flag:
         for step in range(start, cfg.max_steps):
             t0 = time.perf_counter()
