@@ -63,7 +63,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         super().end_headers()
 
 
-@pytest.fixture(scope="session")
+# module scope: Playwright's sync API cannot start while another instance runs, and tests/test_jupyterlab.py starts its own
+@pytest.fixture(scope="module")
 def browser():
     try: from playwright.sync_api import sync_playwright
     except ImportError: _no_browser("the playwright package is not installed")
