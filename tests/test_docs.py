@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from _chromium import chromium_context
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("build_docs", ROOT / "scripts" / "build_docs.py")
@@ -23,14 +24,7 @@ _spec.loader.exec_module(build_docs)
 
 NOTEBOOKS = build_docs.find_notebooks()
 PAGES = [build_docs.html_path(nb) for nb in NOTEBOOKS]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 20_000
-
-
-def _no_browser(reason: str):
-    if os.environ.get("CI"): pytest.fail(f"{reason}: install it for the docs browser test (apt-get install -y chromium)")
-    pytest.skip(reason)
 
 
 # ------------------------------------------------------------------------------------ fixtures
@@ -63,20 +57,12 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         super().end_headers()
 
 
-# module scope: Playwright's sync API cannot start while another instance runs, and tests/test_jupyterlab.py starts its own
 @pytest.fixture(scope="module")
 def browser():
-    try: from playwright.sync_api import sync_playwright
-    except ImportError: _no_browser("the playwright package is not installed")
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not exe: _no_browser("chromium is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
-        # one context for the session: pages share the HTTP cache (plotly.min.js is 4.8 MB)
-        ctx = b.new_context(viewport={"width": 1280, "height": 900})
-        ctx.route("**/*", _route)
+    # one context for the module: pages share the HTTP cache (plotly.min.js is 4.8 MB)
+    with chromium_context({"width": 1280, "height": 900}, lambda ctx, r: _route(r),
+                          "install it for the docs browser test (apt-get install -y chromium)") as ctx:
         yield ctx
-        ctx.close(); b.close()
 
 
 def _local(url: str) -> bool: return urlparse(url).hostname in ("127.0.0.1", "localhost")

@@ -18,18 +18,15 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from _chromium import missing, chromium_context
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ("mosaicbert/02_alibi.ipynb", "mosaicbert/09_pretraining.ipynb")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 60_000      # one UI step: the app loading, a widget drawing (a 2-core machine under load is slow)
 RUN_ALL_S = 240          # running a whole chapter
 
 
-def _missing(reason: str):
-    if os.environ.get("CI"): pytest.fail(f"{reason}: the JupyterLab browser test needs it (scripts/setup.sh --dev installs it)")
-    pytest.skip(reason)
+def _missing(reason: str): missing(reason, "the JupyterLab browser test needs it (scripts/setup.sh --dev installs it)")
 
 
 def _free_port() -> int:
@@ -83,23 +80,18 @@ def lab(tmp_path_factory):
         except subprocess.TimeoutExpired: proc.kill(); proc.wait(5)
 
 
+def _local_only(ctx, r):
+    "Let requests to this machine through; record and abort every other (the test checks nothing went out)."
+    url = r.request.url
+    if urlparse(url).hostname in ("127.0.0.1", "localhost") or url.startswith(("data:", "blob:")): r.continue_()
+    else: ctx.blocked.append(url); r.abort()
+
 @pytest.fixture(scope="module")
 def browser():
-    try: from playwright.sync_api import sync_playwright
-    except ImportError: _missing("the playwright package is not installed")
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not exe: _missing("chromium is not installed (apt-get install -y chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
-        ctx = b.new_context(viewport={"width": 1400, "height": 1000})
+    with chromium_context({"width": 1400, "height": 1000}, _local_only,
+                          "the JupyterLab browser test needs it (scripts/setup.sh --dev installs it)") as ctx:
         ctx.blocked = []
-        def route(r):
-            url = r.request.url
-            if urlparse(url).hostname in ("127.0.0.1", "localhost") or url.startswith(("data:", "blob:")): r.continue_()
-            else: ctx.blocked.append(url); r.abort()
-        ctx.route("**/*", route)
         yield ctx
-        ctx.close(); b.close()
 
 
 # ------------------------------------------------------------------------------------ driving JupyterLab
